@@ -1,0 +1,212 @@
+"""Measure a member's offset from white-light images, with errors from wavelength chunks.
+
+How the member's image meets the reference grid (:class:`Placement`):
+
+- When the celestial mapping from reference pixels to member pixels is a pure translation
+  ``(tx, ty)`` (same pixel scale and orientation: every cube_build ``skyalign`` cube), the
+  member's native image is moved by the integer part of the translation only, without
+  interpolation, and the known fractional part ``f`` is subtracted from the measured shift:
+  ``d = s - f``. Registering un-interpolated images avoids the bias of comparing a bilinearly
+  smoothed image with an unsmoothed one (about 0.03 px for MIRI-like, 0.06 px for NIRSpec-like
+  PSFs).
+- Otherwise (members at other position angles or scales) the member image is resampled onto the
+  reference grid (bilinear) and the shift measured there.
+
+Errors: the full range is measured once; each of ``n_chunks`` contiguous wavelength chunks is
+measured too. The empirical error is the scatter of the chunk offsets divided by
+``sqrt(n_chunks)`` (each chunk holds 1/n_chunks of the signal); the reported error is the larger
+of that and the method's formal error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from .offset import Offset
+from .registration import RegistrationError, measure_offset
+from .resample import BilinearFootprint, resample_image
+
+__all__ = [
+    "Placement",
+    "MemberMeasurement",
+    "translation_of",
+    "place_image",
+    "measure_member",
+]
+
+#: Largest deviation (pixels) of a mapping from a pure translation for the native-grid path.
+TRANSLATION_TOLERANCE = 0.005
+
+
+class Placement(NamedTuple):
+    """How a member's pixels relate to the reference grid.
+
+    Attributes
+    ----------
+    footprint : BilinearFootprint
+        Bilinear sampling of the member at every reference pixel (from its own WCS).
+    translation : tuple of float or None
+        ``(tx, ty)`` when member pixel = reference pixel + (tx, ty) everywhere to within
+        ``TRANSLATION_TOLERANCE``; None otherwise.
+    member_shape : tuple of int
+        ``(ny, nx)`` of the member.
+    """
+
+    footprint: BilinearFootprint
+    translation: tuple | None
+    member_shape: tuple
+
+
+def translation_of(xmap, ymap, *, tolerance=TRANSLATION_TOLERANCE):
+    """Return ``(tx, ty)`` if ``(xmap, ymap) = (x + tx, y + ty)`` to ``tolerance``, else None.
+
+    Parameters
+    ----------
+    xmap, ymap : ndarray, shape (ny, nx)
+        Member pixel coordinates of every reference pixel (NaN allowed).
+    """
+    yy, xx = np.indices(np.shape(xmap))
+    rx = np.asarray(xmap) - xx
+    ry = np.asarray(ymap) - yy
+    ok = np.isfinite(rx) & np.isfinite(ry)
+    if not ok.any():
+        return None
+    tx, ty = float(np.median(rx[ok])), float(np.median(ry[ok]))
+    if max(np.max(np.abs(rx[ok] - tx)), np.max(np.abs(ry[ok] - ty))) > tolerance:
+        return None
+    return tx, ty
+
+
+def place_image(image, image_err, placement, ref_shape):
+    """Put a member's 2-D image on the reference grid for registration.
+
+    Returns
+    -------
+    placed, placed_err : ndarray, shape ref_shape
+        The member image (NaN where no data) on the reference grid.
+    residual : tuple of float
+        ``(fx, fy)``: the WCS reprojection of the member at reference pixel ``p`` equals the
+        placed image at ``p + (fx, fy)``, so a feature found at ``p + s`` in the placed image is
+        at ``p + s - (fx, fy)`` in the reprojection. ``(0, 0)`` when resampled.
+    """
+    if placement.translation is None:
+        placed = resample_image(image, placement.footprint)
+        placed_err = resample_image(image_err, placement.footprint)
+        return placed, placed_err, (0.0, 0.0)
+    tx, ty = placement.translation
+    ix, iy = int(np.rint(tx)), int(np.rint(ty))
+    placed = _integer_shift(image, ix, iy, ref_shape)
+    placed_err = _integer_shift(image_err, ix, iy, ref_shape)
+    return placed, placed_err, (tx - ix, ty - iy)
+
+
+def _integer_shift(image, ix, iy, out_shape):
+    """out[y, x] = image[y + iy, x + ix], NaN where that falls outside ``image``."""
+    out = np.full(out_shape, np.nan)
+    ny, nx = image.shape
+    ys = slice(max(0, -iy), min(out_shape[0], ny - iy))
+    xs = slice(max(0, -ix), min(out_shape[1], nx - ix))
+    if ys.start < ys.stop and xs.start < xs.stop:
+        out[ys, xs] = image[ys.start + iy : ys.stop + iy, xs.start + ix : xs.stop + ix]
+    return out
+
+
+@dataclass
+class MemberMeasurement:
+    """Offset of one member against the reference.
+
+    Attributes
+    ----------
+    offset : Offset
+        Final offset; errors are the larger of formal and empirical.
+    formal : Offset
+        Full-range measurement with the method's own error (NaN if it has none).
+    empirical_err : tuple of float
+        ``(ex, ey)`` from the chunk scatter, NaN with fewer than 2 chunks.
+    chunks : list of Offset
+        Offset of each wavelength chunk (NaN when a chunk could not be measured).
+    native_grid : bool
+        True when measured on the native grid (translation path).
+    """
+
+    offset: Offset
+    formal: Offset
+    empirical_err: tuple
+    chunks: list = field(default_factory=list)
+    native_grid: bool = True
+
+
+def _measure_one(ref_img, ref_err, placed, placed_err, residual, method, upsample_factor):
+    s = measure_offset(
+        ref_img,
+        placed,
+        method=method,
+        reference_err=ref_err,
+        image_err=placed_err,
+        upsample_factor=upsample_factor,
+    )
+    return Offset(s.dx - residual[0], s.dy - residual[1], s.dx_err, s.dy_err)
+
+
+def measure_member(reference_images, member_images, placement, *, method, upsample_factor):
+    """Measure the offset of a member from its full-range and chunk white-light images.
+
+    Parameters
+    ----------
+    reference_images, member_images : list of (ndarray, ndarray)
+        ``(image, err)`` pairs, each of shape (ny, nx) on the reference grid (reference) or the
+        member's native grid (member); element 0 is the full wavelength range, the rest are the
+        chunks in wavelength order.
+    placement : Placement
+        How the member meets the reference grid.
+    method : str
+        Registration method (see :func:`~jwst_ifualign.algorithms.registration.measure_offset`).
+    upsample_factor : int
+        Upsampling factor for ``chi2`` and ``dft``.
+
+    Returns
+    -------
+    MemberMeasurement
+
+    Raises
+    ------
+    RegistrationError
+        If the full-range images cannot be registered.
+    """
+    ref_shape = reference_images[0][0].shape
+    results = []
+    for k, ((rimg, rerr), (mimg, merr)) in enumerate(
+        zip(reference_images, member_images, strict=True)
+    ):
+        placed, placed_err, residual = place_image(mimg, merr, placement, ref_shape)
+        try:
+            results.append(
+                _measure_one(rimg, rerr, placed, placed_err, residual, method, upsample_factor)
+            )
+        except RegistrationError:
+            if k == 0:
+                raise
+            results.append(Offset(np.nan, np.nan))
+    formal, chunks = results[0], results[1:]
+    good = [c for c in chunks if np.isfinite(c.dx)]
+    if len(good) >= 2:
+        arr = np.array([(c.dx, c.dy) for c in good])
+        empirical = tuple(float(v) for v in arr.std(axis=0, ddof=1) / np.sqrt(len(good)))
+    else:
+        empirical = (np.nan, np.nan)
+    final = Offset(
+        formal.dx,
+        formal.dy,
+        float(np.fmax(formal.dx_err, empirical[0])),
+        float(np.fmax(formal.dy_err, empirical[1])),
+    )
+    return MemberMeasurement(
+        offset=final,
+        formal=formal,
+        empirical_err=empirical,
+        chunks=chunks,
+        native_grid=placement.translation is not None,
+    )

@@ -1,0 +1,219 @@
+"""Measure the shift between two images in the package's single convention.
+
+Each backend wraps one library function and converts its output into
+:class:`~jwst_ifualign.algorithms.offset.Offset` in exactly one place:
+
+==================== ======================================================== =================
+method               library call                                             uncertainty
+==================== ======================================================== =================
+``chi2``             ``image_registration.chi2_shift(ref, img, err=...)``     chi2 surface
+``dft``              ``image_registration.register_images(ref, img, usfac)``  none (NaN)
+``cross_correlation`` ``image_registration.cross_correlation_shifts(ref, img)`` none (NaN)
+``centroid``         flux-weighted centroid difference (``numpy``)             from ERR
+==================== ======================================================== =================
+
+Both images are prepared the same way before any backend sees them: only pixels valid in both
+(finite data, finite positive error) are kept, each image has the median of those pixels
+subtracted, every other pixel is set to zero, and the images are zero-padded to even sizes with a
+margin, so that NaN borders, backgrounds, FFT wrap-around and odd sizes do not bias the result.
+Zero-padding to even sizes is also the fix for ``cross_correlation_shifts``' half-pixel error on
+odd-length axes (see ``tests/test_registration.py::test_library_defect_odd_sizes``).
+
+This module knows nothing about datamodels or WCS: inputs are 2-D arrays of shape (ny, nx).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .offset import Offset
+
+with warnings.catch_warnings():
+    # image_registration imports astropy's deprecated TestRunner at import time.
+    warnings.simplefilter("ignore")
+    from image_registration import chi2_shift, cross_correlation_shifts, register_images
+
+__all__ = ["METHODS", "RegistrationError", "measure_offset"]
+
+#: Names accepted by :func:`measure_offset`.
+METHODS = ("chi2", "dft", "cross_correlation", "centroid")
+
+#: Fewest pixels valid in both images for a measurement to be attempted.
+MIN_VALID_PIXELS = 9
+
+
+class RegistrationError(ValueError):
+    """The two images cannot be registered (too few common valid pixels, no signal)."""
+
+
+def _prepare(reference, image, reference_err, image_err):
+    """Return (ref, img, err, valid) ready for the FFT backends; see the module docstring."""
+    reference = np.asarray(reference, dtype=float)
+    image = np.asarray(image, dtype=float)
+    if reference.ndim != 2 or reference.shape != image.shape:
+        raise ValueError(
+            f"reference and image must be 2-D arrays of one shape, got {reference.shape} "
+            f"and {image.shape}"
+        )
+    valid = np.isfinite(reference) & np.isfinite(image)
+    err = None
+    if reference_err is not None or image_err is not None:
+        # chi2_shift takes one error image for the difference of the two images.
+        re = np.zeros_like(reference) if reference_err is None else np.asarray(reference_err, float)
+        ie = np.zeros_like(image) if image_err is None else np.asarray(image_err, float)
+        err = np.sqrt(re**2 + ie**2)
+        valid &= np.isfinite(err) & (err > 0)
+    nvalid = int(valid.sum())
+    if nvalid < MIN_VALID_PIXELS:
+        raise RegistrationError(
+            f"only {nvalid} pixels are valid in both images (at least {MIN_VALID_PIXELS} needed)"
+        )
+    ref = np.where(valid, reference - np.median(reference[valid]), 0.0)
+    img = np.where(valid, image - np.median(image[valid]), 0.0)
+    if err is not None:
+        fill = np.median(err[valid])
+        err = np.where(valid, err, fill)
+    return ref, img, err, valid
+
+
+def _pad_even(arrays, margin, fill_values):
+    """Zero-pad 2-D arrays by ``margin`` on every side and to even lengths on both axes.
+
+    The padding is added after the data (high index side) for the evenness part so that pixel
+    indices of the data are unchanged up to the constant ``margin``, which cancels in a shift.
+    """
+    ny, nx = arrays[0].shape
+    pad_y = (margin, margin + (ny + 2 * margin) % 2)
+    pad_x = (margin, margin + (nx + 2 * margin) % 2)
+    return [
+        None if a is None else np.pad(a, (pad_y, pad_x), constant_values=f)
+        for a, f in zip(arrays, fill_values, strict=True)
+    ]
+
+
+def _chi2(ref, img, err, *, upsample_factor):
+    if err is None:
+        err = np.ones_like(ref)
+    dx, dy, ex, ey = chi2_shift(
+        ref,
+        img,
+        err=err,
+        upsample_factor=upsample_factor,
+        boundary="constant",
+        zeromean=False,
+        return_error=True,
+    )
+    return Offset(float(dx), float(dy), float(ex), float(ey))
+
+
+def _dft(ref, img, err, *, upsample_factor):
+    dx, dy = register_images(ref, img, usfac=int(upsample_factor), zeromean=False)
+    return Offset(float(dx), float(dy))
+
+
+def _fourier_shift(image, dx, dy):
+    """Move the content of ``image`` by (dx, dy) pixels with an FFT phase ramp."""
+    ky = np.fft.fftfreq(image.shape[0])[:, None]
+    kx = np.fft.fftfreq(image.shape[1])[None, :]
+    ramp = np.exp(-2j * np.pi * (kx * dx + ky * dy))
+    return np.real(np.fft.ifft2(np.fft.fft2(image) * ramp))
+
+
+def _cross_correlation(ref, img, err, *, upsample_factor, iterations=2):
+    """cross_correlation_shifts, refined.
+
+    The library fits a quadratic to the 3x3 correlation peak, which is biased by up to ~0.03 px
+    for sub-pixel shifts; the bias vanishes as the shift goes to zero. So the image is moved back
+    by the current estimate (Fourier shift) and the residual measured again, ``iterations``
+    times. Without an error image the library returns only (dx, dy).
+    """
+    dx, dy = cross_correlation_shifts(ref, img, zeromean=False)
+    for _ in range(iterations):
+        rx, ry = cross_correlation_shifts(ref, _fourier_shift(img, -dx, -dy), zeromean=False)
+        dx, dy = dx + rx, dy + ry
+    return Offset(float(dx), float(dy))
+
+
+def _centroid(ref, img, err, *, upsample_factor):
+    """Difference of flux-weighted centroids (positive part of each image)."""
+    yy, xx = np.indices(ref.shape, dtype=float)
+    out = []
+    for a in (ref, img):
+        w = np.clip(a, 0.0, None)
+        total = w.sum()
+        if not total > 0:
+            raise RegistrationError("no positive signal to centroid")
+        cx, cy = (w * xx).sum() / total, (w * yy).sum() / total
+        if err is None:
+            ex = ey = np.nan
+        else:
+            ex = np.sqrt(((xx - cx) ** 2 * err**2 * (a > 0)).sum()) / total
+            ey = np.sqrt(((yy - cy) ** 2 * err**2 * (a > 0)).sum()) / total
+        out.append((cx, cy, ex, ey))
+    (rx, ry, rex, rey), (ix, iy, iex, iey) = out
+    return Offset(float(ix - rx), float(iy - ry), float(np.hypot(rex, iex)), float(np.hypot(rey, iey)))
+
+
+_BACKENDS = {
+    "chi2": _chi2,
+    "dft": _dft,
+    "cross_correlation": _cross_correlation,
+    "centroid": _centroid,
+}
+
+
+def measure_offset(
+    reference,
+    image,
+    *,
+    method="chi2",
+    reference_err=None,
+    image_err=None,
+    upsample_factor=200,
+    margin=None,
+):
+    """Measure where the content of ``reference`` appears in ``image``.
+
+    Parameters
+    ----------
+    reference, image : ndarray, shape (ny, nx)
+        Images on one pixel grid; NaN marks pixels without data.
+    method : {"chi2", "dft", "cross_correlation", "centroid"}
+        Registration backend (module docstring).
+    reference_err, image_err : ndarray, shape (ny, nx), optional
+        1-sigma errors of the images, same units. Used by ``chi2`` (uncertainties) and
+        ``centroid``; pixels with non-finite or non-positive errors are ignored.
+    upsample_factor : int
+        Upsampling of the correlation peak for ``chi2`` and ``dft`` (1 / precision in pixels).
+    margin : int, optional
+        Zero padding on every side before the FFT backends run; defaults to a quarter of the
+        larger image side.
+
+    Returns
+    -------
+    Offset
+        ``(dx, dy, dx_err, dy_err)`` in pixels: a feature at ``(x, y)`` in ``reference`` is at
+        ``(x + dx, y + dy)`` in ``image``. Errors are NaN when the method gives none.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown or the arrays do not have one 2-D shape.
+    RegistrationError
+        If fewer than ``MIN_VALID_PIXELS`` pixels are valid in both images.
+    """
+    if method not in _BACKENDS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    ref, img, err, _ = _prepare(reference, image, reference_err, image_err)
+    if margin is None:
+        margin = max(ref.shape) // 4
+    fill_err = None if err is None else float(np.max(err))
+    ref, img, err = _pad_even([ref, img, err], margin, [0.0, 0.0, fill_err])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        offset = _BACKENDS[method](ref, img, err, upsample_factor=upsample_factor)
+    if not (np.isfinite(offset.dx) and np.isfinite(offset.dy)):
+        raise RegistrationError(f"method {method!r} returned a non-finite shift {offset[:2]}")
+    return offset
