@@ -139,7 +139,9 @@ class MemberMeasurement:
     native_grid: bool = True
 
 
-def _measure_one(ref_img, ref_err, placed, placed_err, residual, method, upsample_factor):
+def _measure_one(ref_img, ref_err, placed, placed_err, residual, method, upsample_factor, initial):
+    if initial is not None:
+        initial = (initial.dx + residual[0], initial.dy + residual[1])
     s = measure_offset(
         ref_img,
         placed,
@@ -147,6 +149,7 @@ def _measure_one(ref_img, ref_err, placed, placed_err, residual, method, upsampl
         reference_err=ref_err,
         image_err=placed_err,
         upsample_factor=upsample_factor,
+        initial=initial,
     )
     return Offset(s.dx - residual[0], s.dy - residual[1], s.dx_err, s.dy_err)
 
@@ -183,8 +186,11 @@ def measure_member(reference_images, member_images, placement, *, method, upsamp
     ):
         placed, placed_err, residual = place_image(mimg, merr, placement, ref_shape)
         try:
+            initial = results[0] if results else None
             results.append(
-                _measure_one(rimg, rerr, placed, placed_err, residual, method, upsample_factor)
+                _measure_one(
+                    rimg, rerr, placed, placed_err, residual, method, upsample_factor, initial
+                )
             )
         except RegistrationError:
             if k == 0:

@@ -1,0 +1,384 @@
+"""Align and combine the members of an association: the adapter between models and algorithms.
+
+:func:`align_members` takes open IFUCubeModels and :class:`AlignOptions`, and returns the
+combined arrays on the reference grid and one :class:`MemberResult` per member. It reads arrays
+and WCS from the models, calls the numpy algorithms of :mod:`jwst_ifualign.algorithms`, and never
+writes into the input models. The stpipe Step (:mod:`jwst_ifualign.step`) wraps it.
+
+Work is done in blocks of ``chunk_size`` wavelength planes, so peak memory grows with the number
+of members times the block, not times the whole cube.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from stdatamodels.jwst.datamodels import dqflags
+
+from .algorithms.collapse import chunk_bounds
+from .algorithms.combine import COMBINE_METHODS, combine_cubes
+from .algorithms.measure import MemberMeasurement, Placement, measure_member, translation_of
+from .algorithms.offset import Offset
+from .algorithms.registration import METHODS, RegistrationError
+from .algorithms.resample import bilinear_footprint, gather_nearest, resample_cube
+from .exceptions import InputError, ParameterError
+from .inputs import check_compatible
+from .wcs_mapping import (
+    mapping_depends_on_wavelength,
+    pixel_offset_to_sky,
+    reference_to_member_pixels,
+)
+
+__all__ = ["AlignOptions", "MemberResult", "AlignResult", "align_members"]
+
+log = logging.getLogger(__name__)
+
+DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
+NON_SCIENCE = dqflags.pixel["NON_SCIENCE"]
+
+#: Flags of a member in the offsets table.
+FLAG_REFERENCE = "reference"
+FLAG_MAX_SHIFT = "rejected_max_shift"
+FLAG_NOT_MEASURED = "not_measured"
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """Options of :func:`align_members` (the Step's parameters; see its spec for help texts)."""
+
+    method: str = "chi2"
+    upsample_factor: int = 200
+    wavelength_range: tuple | None = None
+    slice: int | None = None
+    error_chunks: int = 5
+    combine: str = "weighted_mean"
+    reference: int = 0
+    max_shift: float = 3.0
+    chunk_size: int = 256
+
+
+@dataclass
+class MemberResult:
+    """What was measured and applied for one member.
+
+    Attributes
+    ----------
+    name : str
+        Member file name.
+    measured : Offset
+        Measured offset (package convention, reference pixels); NaN if not measured.
+    applied : Offset
+        Offset folded into the member's WCS for resampling (zero if rejected).
+    flag : str
+        "" (measured and applied), "reference", "rejected_max_shift" or "not_measured".
+    ra_offset, dec_offset, ra_offset_err, dec_offset_err : float
+        Applied correction for cube_build's offset_file, arcsec (RA times cos Dec).
+    measurement : MemberMeasurement or None
+        Details (formal error, chunk offsets), None for the reference or when not measured.
+    """
+
+    name: str
+    measured: Offset
+    applied: Offset
+    flag: str = ""
+    ra_offset: float = 0.0
+    dec_offset: float = 0.0
+    ra_offset_err: float = 0.0
+    dec_offset_err: float = 0.0
+    measurement: MemberMeasurement | None = None
+
+
+@dataclass
+class AlignResult:
+    """Combined cube arrays on the reference grid and the per-member results."""
+
+    data: np.ndarray
+    err: np.ndarray
+    dq: np.ndarray
+    count: np.ndarray
+    members: list
+    wavelengths: np.ndarray
+    measure_planes: tuple
+    chunk_planes: list = field(default_factory=list)
+
+
+def _valid(model, z0, z1):
+    data = model.data[z0:z1]
+    return np.isfinite(data) & ((model.dq[z0:z1] & DO_NOT_USE) == 0)
+
+
+def reference_index(options, nmember):
+    """Index of the reference member (negative indices count from the end)."""
+    if not -nmember <= options.reference < nmember:
+        raise ParameterError(
+            f"reference={options.reference} is out of range for an association of {nmember} "
+            f"members; give an index from 0 to {nmember - 1}."
+        )
+    return options.reference % nmember
+
+
+def check_options(options, wavelengths):
+    """Validate options against the data; return the (start, stop) planes used for measuring."""
+    if options.method not in METHODS:
+        raise ParameterError(f"method must be one of {', '.join(METHODS)}; got {options.method!r}")
+    if options.combine not in COMBINE_METHODS:
+        raise ParameterError(
+            f"combine must be one of {', '.join(COMBINE_METHODS)}; got {options.combine!r}"
+        )
+    nwave = wavelengths.size
+    if options.slice is not None:
+        if not 0 <= options.slice < nwave:
+            raise ParameterError(
+                f"slice={options.slice} is out of range; the cubes have {nwave} planes "
+                f"(0 to {nwave - 1})."
+            )
+        return options.slice, options.slice + 1
+    if options.wavelength_range is None:
+        return 0, nwave
+    lo, hi = sorted(float(v) for v in options.wavelength_range)
+    inside = np.flatnonzero((wavelengths >= lo) & (wavelengths <= hi))
+    if inside.size == 0:
+        raise ParameterError(
+            f"wavelength_range=[{lo}, {hi}] um contains no plane of the cubes, which cover "
+            f"{wavelengths.min():.4f} to {wavelengths.max():.4f} um; give a range inside that."
+        )
+    return int(inside[0]), int(inside[-1]) + 1
+
+
+def _white_light(model, planes, chunks, block):
+    """Full-range and chunk white-light images of a member on its native grid.
+
+    Returns a list of (image, err) pairs: the full range first, then each chunk.
+    """
+    _, ny, nx = model.data.shape
+    sums = []
+    for c0, c1 in chunks:
+        dsum = np.zeros((ny, nx))
+        e2sum = np.zeros((ny, nx))
+        n = np.zeros((ny, nx), np.int64)
+        for z0 in range(c0, c1, block):
+            z1 = min(c1, z0 + block)
+            valid = _valid(model, z0, z1)
+            dsum += np.where(valid, model.data[z0:z1], 0.0).sum(axis=0, dtype=np.float64)
+            e2sum += (np.where(valid, model.err[z0:z1], 0.0).astype(np.float64) ** 2).sum(axis=0)
+            n += valid.sum(axis=0)
+        sums.append((dsum, e2sum, n, c1 - c0))
+    full = (
+        sum(s[0] for s in sums),
+        sum(s[1] for s in sums),
+        sum(s[2] for s in sums),
+        planes[1] - planes[0],
+    )
+    images = []
+    for dsum, e2sum, n, nplanes in [full, *sums] if len(sums) > 1 else [full]:
+        ok = n >= max(1, 0.5 * nplanes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            images.append(
+                (np.where(ok, dsum / n, np.nan), np.where(ok, np.sqrt(e2sum) / n, np.nan))
+            )
+    return images
+
+
+def _placement(reference, member, shape):
+    xm, ym = reference_to_member_pixels(reference, member)
+    return Placement(
+        footprint=bilinear_footprint(xm, ym, shape),
+        translation=translation_of(xm, ym),
+        member_shape=shape,
+    )
+
+
+def _measure(members, ref_index, options, planes, chunks):
+    """Measure every member against the reference; returns a list of MemberResult."""
+    ref = members.models[ref_index]
+    ref_images = _white_light(ref, planes, chunks, options.chunk_size)
+    results = []
+    for i, (model, name) in enumerate(zip(members.models, members.names, strict=True)):
+        if i == ref_index:
+            zero = Offset(0.0, 0.0, 0.0, 0.0)
+            results.append(MemberResult(name, zero, zero, FLAG_REFERENCE))
+            continue
+        placement = _placement(ref, model, model.data.shape[1:])
+        images = _white_light(model, planes, chunks, options.chunk_size)
+        if len(ref_images) != len(images):
+            raise AssertionError("chunking differs between members")
+        try:
+            measurement = measure_member(
+                ref_images,
+                images,
+                placement,
+                method=options.method,
+                upsample_factor=options.upsample_factor,
+            )
+        except RegistrationError as exc:
+            log.warning(
+                "Member %s: offset not measured (%s); it is combined with its WCS alone.",
+                name,
+                exc,
+            )
+            nan = Offset(np.nan, np.nan)
+            results.append(
+                MemberResult(name, nan, Offset(0.0, 0.0, 0.0, 0.0), FLAG_NOT_MEASURED)
+            )
+            continue
+        off = measurement.offset
+        if np.hypot(off.dx, off.dy) > options.max_shift:
+            log.warning(
+                "Member %s: measured shift (%.3f, %.3f) px exceeds max_shift=%g px; it is "
+                "combined with its WCS alone.",
+                name,
+                off.dx,
+                off.dy,
+                options.max_shift,
+            )
+            results.append(
+                MemberResult(name, off, Offset(0.0, 0.0, 0.0, 0.0), FLAG_MAX_SHIFT, measurement=measurement)
+            )
+            continue
+        results.append(MemberResult(name, off, off, "", measurement=measurement))
+    for r in results:
+        r.ra_offset, r.dec_offset, r.ra_offset_err, r.dec_offset_err = pixel_offset_to_sky(
+            ref, r.applied
+        )
+    return results
+
+
+def _resample_member_block(ref, model, footprint, z0, z1, per_plane):
+    """Aligned (data, err, valid, dq) of one member for planes [z0, z1) on the reference grid."""
+    valid = _valid(model, z0, z1)
+    if per_plane is None:
+        d, e, v = resample_cube(model.data[z0:z1], model.err[z0:z1], valid, footprint)
+        dq = gather_nearest(model.dq[z0:z1], footprint, DO_NOT_USE | NON_SCIENCE)
+        return d, e, v, dq
+    parts = [
+        resample_cube(model.data[z : z + 1], model.err[z : z + 1], valid[z - z0 : z - z0 + 1], per_plane(z))
+        for z in range(z0, z1)
+    ]
+    dq = np.concatenate(
+        [gather_nearest(model.dq[z : z + 1], per_plane(z), DO_NOT_USE | NON_SCIENCE) for z in range(z0, z1)]
+    )
+    return (*(np.concatenate(p) for p in zip(*parts, strict=True)), dq)
+
+
+def _shifted_footprints(ref, members, results):
+    """Footprint of each member with its applied offset folded into its WCS."""
+    footprints, per_plane = [], []
+    for model, res in zip(members.models, results, strict=True):
+        shape = model.data.shape[1:]
+        shift = (res.applied.dx, res.applied.dy)
+        xm, ym = reference_to_member_pixels(ref, model, shift=shift)
+        footprints.append(bilinear_footprint(xm, ym, shape))
+        if mapping_depends_on_wavelength(ref, model):
+            log.info("Member %s: celestial mapping varies with wavelength; resampling per plane.", res.name)
+
+            def by_plane(z, model=model, shape=shape, shift=shift):
+                return bilinear_footprint(
+                    *reference_to_member_pixels(ref, model, shift=shift, plane=z), shape
+                )
+
+            per_plane.append(by_plane)
+        else:
+            per_plane.append(None)
+    return footprints, per_plane
+
+
+def combine_block(ref, members, footprints, per_plane, z0, z1, method):
+    """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count)."""
+    stack = [
+        _resample_member_block(ref, model, fp, z0, z1, pp)
+        for model, fp, pp in zip(members.models, footprints, per_plane, strict=True)
+    ]
+    data = np.stack([s[0] for s in stack])
+    err = np.stack([s[1] for s in stack])
+    valid = np.stack([s[2] for s in stack])
+    out, out_err, count = combine_cubes(data, err, valid, method=method)
+    used = valid if method != "weighted_mean" else valid & np.isfinite(err) & (err > 0)
+    flags = np.zeros(out.shape, np.uint32)
+    for s, v in zip(stack, used, strict=True):
+        flags |= np.where(v, s[3] & ~np.uint32(DO_NOT_USE | NON_SCIENCE), 0).astype(np.uint32)
+    flags[count == 0] = DO_NOT_USE | NON_SCIENCE
+    return out, out_err, flags, count
+
+
+def align_members(members, options):
+    """Measure each member's offset, resample it once onto the reference grid, and combine.
+
+    Parameters
+    ----------
+    members : Members
+        The open, checked members (:func:`jwst_ifualign.inputs.load_members`).
+    options : AlignOptions
+        Method, combination, reference index and block size.
+
+    Returns
+    -------
+    AlignResult
+        Combined ``data`` and ``err`` (float32, surface brightness units of the input), ``dq``
+        (uint32) and ``count`` (members per voxel), each of shape (nwave, ny_ref, nx_ref), and
+        one MemberResult per member in association order.
+
+    Raises
+    ------
+    InputError, ParameterError
+        For unusable inputs or parameters (before any computation).
+    """
+    nmember = len(members.models)
+    if nmember < 2:
+        raise InputError(
+            f"The association has only {nmember} member ({members.names[0]}); give at least two "
+            "s3d cubes to align."
+        )
+    ref_index = reference_index(options, nmember)
+    wavelengths = check_compatible(members, ref_index)
+    planes = check_options(options, wavelengths)
+    n_err_chunks = 1 if options.slice is not None else options.error_chunks
+    chunks = chunk_bounds(*planes, n_err_chunks)
+    ref = members.models[ref_index]
+    log.info(
+        "Aligning %d members on %s (reference) with method=%s over planes %d-%d (%.4f-%.4f um)",
+        nmember,
+        members.names[ref_index],
+        options.method,
+        planes[0],
+        planes[1] - 1,
+        wavelengths[planes[0]],
+        wavelengths[planes[1] - 1],
+    )
+    results = _measure(members, ref_index, options, planes, chunks)
+    for r in results:
+        m = r.measured
+        log.info(
+            "Member %s: dx=%+.4f +/- %.4f px, dy=%+.4f +/- %.4f px; RA offset %+.4f\", Dec "
+            "offset %+.4f\"%s",
+            r.name,
+            m.dx,
+            m.dx_err,
+            m.dy,
+            m.dy_err,
+            r.ra_offset,
+            r.dec_offset,
+            f" [{r.flag}]" if r.flag else "",
+        )
+
+    footprints, per_plane = _shifted_footprints(ref, members, results)
+    nwave, ny, nx = ref.data.shape
+    data = np.empty((nwave, ny, nx), np.float32)
+    err = np.empty((nwave, ny, nx), np.float32)
+    dq = np.empty((nwave, ny, nx), np.uint32)
+    count = np.empty((nwave, ny, nx), np.int16)
+    for z0 in range(0, nwave, options.chunk_size):
+        z1 = min(nwave, z0 + options.chunk_size)
+        block = combine_block(ref, members, footprints, per_plane, z0, z1, options.combine)
+        data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1] = block
+    return AlignResult(
+        data=data,
+        err=err,
+        dq=dq,
+        count=count,
+        members=results,
+        wavelengths=wavelengths,
+        measure_planes=planes,
+        chunk_planes=chunks,
+    )

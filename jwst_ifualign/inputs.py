@@ -1,0 +1,260 @@
+"""Read and check the step's input: an association JSON, a list of files or models, a container.
+
+Every check happens here, before any computation, and every failure raises
+:class:`~jwst_ifualign.exceptions.InputError` with a message naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from jwst.datamodels import ModelContainer
+from jwst.lib.suffix import remove_suffix
+from stdatamodels.jwst import datamodels
+
+from .exceptions import InputError
+
+__all__ = ["Members", "load_members", "calibrated_name", "check_compatible"]
+
+log = logging.getLogger(__name__)
+
+# Relative tolerance on wavelengths (fraction of the median plane spacing) and on pixel scales.
+_WAVE_TOLERANCE = 0.01
+_SCALE_RTOL = 1e-4
+
+
+@dataclass
+class Members:
+    """The members to align, in association order.
+
+    Attributes
+    ----------
+    models : list of IFUCubeModel
+        Open models; the caller's models are used as they are and never modified.
+    names : list of str
+        File name of each member (``meta.filename``, or the path given).
+    product_name : str
+        ``products[0].name`` of the association, or a name derived from the first member.
+    opened_here : list of bool
+        Which models this module opened (and so may close).
+    """
+
+    models: list
+    names: list
+    product_name: str
+    opened_here: list
+
+    def close(self):
+        """Close the models this module opened."""
+        for model, mine in zip(self.models, self.opened_here, strict=True):
+            if mine:
+                model.close()
+
+
+def _read_association(path):
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Association file {path} does not exist; check the path.")
+    try:
+        asn = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"Association file {path} is not valid JSON ({exc}); regenerate it, e.g. with "
+            "asn_from_list."
+        ) from None
+    try:
+        product = asn["products"][0]
+        members = [m["expname"] for m in product["members"]]
+    except (KeyError, IndexError, TypeError):
+        raise InputError(
+            f"Association file {path} has no products[0].members[].expname entries; it must be "
+            "a spec3-style association of s3d cubes."
+        ) from None
+    members_sci = [
+        m["expname"] for m in product["members"] if m.get("exptype", "science") == "science"
+    ]
+    if not members_sci:
+        raise InputError(
+            f"Association file {path} lists no science members; add the s3d cubes to "
+            "products[0].members."
+        )
+    if len(members_sci) < len(members):
+        log.info("Ignoring %d non-science members of %s", len(members) - len(members_sci), path)
+    name = product.get("name") or path.stem
+    return [path.parent / m for m in members_sci], str(name)
+
+
+def _open_member(path):
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"Member file {path} does not exist; check the association or copy the file next to "
+            "it (member paths are relative to the association file)."
+        )
+    try:
+        model = datamodels.open(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
+        raise InputError(
+            f"Member file {path} cannot be read as a JWST data model ({type(exc).__name__}: "
+            f"{exc}); it may be truncated or corrupt: copy it again."
+        ) from None
+    return model
+
+
+def _check_ifu_cube(model, name):
+    if not isinstance(model, datamodels.IFUCubeModel):
+        raise InputError(
+            f"Member {name} is a {type(model).__name__}, not an IFU cube (IFUCubeModel, an "
+            "s3d file); list only s3d cubes in the association."
+        )
+    if model.data is None or model.data.ndim != 3 or model.data.size == 0:
+        raise InputError(f"Member {name} has no 3-D SCI array; it is not a usable s3d cube.")
+    if getattr(model.meta, "wcs", None) is None:
+        raise InputError(
+            f"Member {name} has no WCS (meta.wcs); rebuild it with cube_build."
+        )
+
+
+def load_members(step_input):
+    """Open and check the step's input.
+
+    Parameters
+    ----------
+    step_input : str, Path, list, ModelContainer or IFUCubeModel
+        An association JSON file, a list of s3d file names and/or IFUCubeModels, or a
+        ModelContainer.
+
+    Returns
+    -------
+    Members
+
+    Raises
+    ------
+    InputError
+        On any unusable input (the message names the file).
+    """
+    product_name = None
+    if isinstance(step_input, (str, Path)) and str(step_input).endswith(".json"):
+        items, product_name = _read_association(step_input)
+    elif isinstance(step_input, ModelContainer):
+        items = list(step_input)
+        asn = getattr(step_input, "asn_table", None) or {}
+        try:
+            product_name = asn["products"][0]["name"]
+        except (KeyError, IndexError, TypeError):
+            product_name = None
+    elif isinstance(step_input, (list, tuple)):
+        items = list(step_input)
+    elif isinstance(step_input, (str, Path, datamodels.IFUCubeModel)):
+        items = [step_input]
+    else:
+        raise InputError(
+            f"Cannot use an input of type {type(step_input).__name__}; give an association JSON, "
+            "a list of s3d files or IFUCubeModels, or a ModelContainer."
+        )
+    if not items:
+        raise InputError("The input has no members; give at least two s3d cubes.")
+
+    models, names, opened = [], [], []
+    try:
+        for item in items:
+            if isinstance(item, (str, Path)):
+                model = _open_member(item)
+                models.append(model)
+                names.append(Path(item).name)
+                opened.append(True)
+            else:
+                models.append(item)
+                names.append(getattr(item.meta, "filename", None) or f"member {len(names)}")
+                opened.append(False)
+            _check_ifu_cube(models[-1], names[-1])
+    except BaseException:
+        for model, mine in zip(models, opened, strict=False):
+            if mine:
+                model.close()
+        raise
+    if product_name is None:
+        product_name = remove_suffix(Path(names[0]).stem)[0]
+    return Members(models=models, names=names, product_name=product_name, opened_here=opened)
+
+
+def calibrated_name(s3d_name):
+    """Name of the calibrated exposure (``_cal.fits``) behind an s3d cube, for cube_build."""
+    stem = remove_suffix(Path(s3d_name).stem)[0]
+    return f"{stem}_cal.fits"
+
+
+def plane_wavelengths(model):
+    """Wavelength of every plane of a cube from its WCS, microns; shape (nwave,)."""
+    nwave = model.data.shape[0]
+    z = np.arange(nwave, dtype=float)
+    _, _, wave = model.meta.wcs(np.zeros(nwave), np.zeros(nwave), z, with_bounding_box=False)
+    return np.asarray(wave, dtype=float)
+
+
+def pixel_scale_arcsec(model):
+    """Spaxel size (arcsec) along x and y from the WCS at the cube centre."""
+    _, ny, nx = model.data.shape
+    x0, y0 = (nx - 1) / 2.0, (ny - 1) / 2.0
+    ra, dec, _ = model.meta.wcs(
+        np.array([x0, x0 + 1, x0]), np.array([y0, y0, y0 + 1]), np.zeros(3), with_bounding_box=False
+    )
+    cosd = np.cos(np.deg2rad(dec[0]))
+    sx = np.hypot((ra[1] - ra[0]) * cosd, dec[1] - dec[0]) * 3600
+    sy = np.hypot((ra[2] - ra[0]) * cosd, dec[2] - dec[0]) * 3600
+    return float(sx), float(sy)
+
+
+def check_compatible(members, reference):
+    """Check that every member shares the reference's instrument, wavelengths and pixel scale.
+
+    Returns
+    -------
+    ndarray, shape (nwave,)
+        The common wavelength of each plane, microns.
+
+    Raises
+    ------
+    InputError
+        Naming the first member that differs and by how much.
+    """
+    ref_model = members.models[reference]
+    ref_name = members.names[reference]
+    ref_wave = plane_wavelengths(ref_model)
+    ref_scale = pixel_scale_arcsec(ref_model)
+    ref_inst = ref_model.meta.instrument.name
+    spacing = np.median(np.abs(np.diff(ref_wave))) if ref_wave.size > 1 else abs(ref_wave[0])
+    for model, name in zip(members.models, members.names, strict=True):
+        if model is ref_model:
+            continue
+        if model.meta.instrument.name != ref_inst:
+            raise InputError(
+                f"Member {name} is from {model.meta.instrument.name} but the reference "
+                f"{ref_name} is from {ref_inst}; align cubes of one instrument at a time."
+            )
+        wave = plane_wavelengths(model)
+        if wave.shape != ref_wave.shape:
+            raise InputError(
+                f"Member {name} has {wave.size} wavelength planes but the reference {ref_name} "
+                f"has {ref_wave.size}; build all cubes on one wavelength grid (cube_build with "
+                "the same channel/band and wavelength parameters)."
+            )
+        worst = float(np.max(np.abs(wave - ref_wave)))
+        if worst > _WAVE_TOLERANCE * spacing:
+            raise InputError(
+                f"Member {name} has a different wavelength grid from the reference {ref_name} "
+                f"(differs by up to {worst:.3g} um, {worst / spacing:.2g} planes); build all "
+                "cubes on one wavelength grid."
+            )
+        scale = pixel_scale_arcsec(model)
+        if not np.allclose(scale, ref_scale, rtol=_SCALE_RTOL):
+            raise InputError(
+                f"Member {name} has spaxels of {scale[0]:.4f}\" x {scale[1]:.4f}\" but the "
+                f"reference {ref_name} has {ref_scale[0]:.4f}\" x {ref_scale[1]:.4f}\"; build "
+                "all cubes with one spatial scale (cube_build scalexy)."
+            )
+    return ref_wave

@@ -1,0 +1,101 @@
+"""Pixel mappings between cubes through their own WCS (``meta.wcs``), and pixel-to-sky offsets.
+
+Only the celestial part of an s3d WCS is used for the mapping; cube_build's WCS is separable, so
+the mapping is the same for every wavelength plane. :func:`mapping_depends_on_wavelength` checks
+that for a given pair of cubes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+
+__all__ = [
+    "reference_to_member_pixels",
+    "mapping_depends_on_wavelength",
+    "pixel_offset_to_sky",
+]
+
+#: Largest change (pixels) of the mapping across wavelength still treated as constant.
+WAVELENGTH_TOLERANCE = 1e-3
+
+
+def reference_to_member_pixels(reference, member, *, shift=(0.0, 0.0), plane=None):
+    """Member pixel coordinates of every reference spaxel, through both cubes' WCS.
+
+    Parameters
+    ----------
+    reference, member : IFUCubeModel
+        Cubes with ``meta.wcs`` (detector x, y, z -> RA, Dec, wavelength).
+    shift : tuple of float
+        ``(dx, dy)`` in reference pixels: the mapping is evaluated at ``(x + dx, y + dy)``, which
+        folds a measured :class:`~jwst_ifualign.algorithms.offset.Offset` into the member's WCS.
+    plane : int, optional
+        Wavelength plane at which to evaluate; the middle plane by default.
+
+    Returns
+    -------
+    xm, ym : ndarray, shape (ny_ref, nx_ref)
+        Member column and row (0-based, pixel centres at integers) of each reference spaxel.
+    """
+    nwave, ny, nx = reference.data.shape
+    plane = nwave // 2 if plane is None else plane
+    y, x = np.mgrid[:ny, :nx].astype(float)
+    ra, dec, lam = reference.meta.wcs(
+        x + shift[0], y + shift[1], np.full(x.shape, float(plane)), with_bounding_box=False
+    )
+    xm, ym, _ = member.meta.wcs.invert(ra, dec, lam, with_bounding_box=False)
+    return np.asarray(xm, float), np.asarray(ym, float)
+
+
+def mapping_depends_on_wavelength(reference, member):
+    """True if the reference-to-member mapping changes between the first and last planes."""
+    nwave = reference.data.shape[0]
+    if nwave < 2:
+        return False
+    x0, y0 = reference_to_member_pixels(reference, member, plane=0)
+    x1, y1 = reference_to_member_pixels(reference, member, plane=nwave - 1)
+    with np.errstate(invalid="ignore"):
+        worst = np.nanmax(np.abs(np.concatenate([(x1 - x0).ravel(), (y1 - y0).ravel()])))
+    return bool(worst > WAVELENGTH_TOLERANCE)
+
+
+def pixel_offset_to_sky(reference, offset):
+    """Convert a pixel offset into cube_build's offset_file correction.
+
+    Parameters
+    ----------
+    reference : IFUCubeModel
+        The reference cube (its WCS defines the pixel grid of ``offset``).
+    offset : Offset
+        Offset of a member in reference pixels (package convention).
+
+    Returns
+    -------
+    ra_offset, dec_offset, ra_err, dec_err : float
+        Arcsec on the sky (RA offset times cos Dec): the correction that, ADDED to the member's
+        coordinates (``SkyCoord.spherical_offsets_by``, as cube_build applies it), lines the
+        member up with the reference. The member shows a reference feature at pixel
+        ``p + (dx, dy)``, i.e. at the sky position the reference grid gives ``p + (dx, dy)``;
+        the correction moves that position back onto the reference's ``p``.
+    """
+    nwave, ny, nx = reference.data.shape
+    xc, yc, zc = (nx - 1) / 2.0, (ny - 1) / 2.0, float(nwave // 2)
+    xs = np.array([xc, xc + offset.dx, xc + 1.0, xc])
+    ys = np.array([yc, yc + offset.dy, yc, yc + 1.0])
+    ra, dec, _ = reference.meta.wcs(xs, ys, np.full(4, zc), with_bounding_box=False)
+    points = SkyCoord(ra * u.deg, dec * u.deg)
+    dra, ddec = points[1].spherical_offsets_to(points[0])
+    # Jacobian (arcsec per pixel) for the errors, which mix under a rotated grid.
+    jx = points[0].spherical_offsets_to(points[2])
+    jy = points[0].spherical_offsets_to(points[3])
+    jac = np.array(
+        [
+            [jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
+            [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)],
+        ]
+    )
+    ra_err = float(np.hypot(jac[0, 0] * offset.dx_err, jac[0, 1] * offset.dy_err))
+    dec_err = float(np.hypot(jac[1, 0] * offset.dx_err, jac[1, 1] * offset.dy_err))
+    return float(dra.to_value(u.arcsec)), float(ddec.to_value(u.arcsec)), ra_err, dec_err
