@@ -49,7 +49,7 @@ class AlignOptions:
     """Options of :func:`align_members` (the Step's parameters; see its spec for help texts)."""
 
     method: str = "chi2"
-    upsample_factor: int = 200
+    upsample_factor: int | None = None
     wavelength_range: tuple | None = None
     slice: int | None = None
     error_chunks: int = 5

@@ -15,7 +15,8 @@ How the member's image meets the reference grid (:class:`Placement`):
 Errors: the full range is measured once; each of ``n_chunks`` contiguous wavelength chunks is
 measured too. The empirical error is the scatter of the chunk offsets divided by
 ``sqrt(n_chunks)`` (each chunk holds 1/n_chunks of the signal); the reported error is the larger
-of that and the method's formal error.
+of that, the method's formal error and its quantisation step over sqrt(12)
+(:func:`~jwst_ifualign.algorithms.registration.resolution`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .offset import Offset
-from .registration import RegistrationError, measure_offset
+from .registration import RegistrationError, measure_offset, resolution
 from .resample import BilinearFootprint, resample_image
 
 __all__ = [
@@ -203,11 +204,12 @@ def measure_member(reference_images, member_images, placement, *, method, upsamp
         empirical = tuple(float(v) for v in arr.std(axis=0, ddof=1) / np.sqrt(len(good)))
     else:
         empirical = (np.nan, np.nan)
+    floor = resolution(method, upsample_factor)
     final = Offset(
         formal.dx,
         formal.dy,
-        float(np.fmax(formal.dx_err, empirical[0])),
-        float(np.fmax(formal.dy_err, empirical[1])),
+        float(np.fmax(np.fmax(formal.dx_err, empirical[0]), floor)),
+        float(np.fmax(np.fmax(formal.dy_err, empirical[1]), floor)),
     )
     return MemberMeasurement(
         offset=final,

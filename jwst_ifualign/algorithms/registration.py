@@ -36,10 +36,16 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from image_registration import chi2_shift, cross_correlation_shifts, register_images
 
-__all__ = ["METHODS", "RegistrationError", "measure_offset"]
+__all__ = ["METHODS", "RegistrationError", "measure_offset", "resolution"]
 
 #: Names accepted by :func:`measure_offset`.
 METHODS = ("chi2", "dft", "cross_correlation", "centroid")
+
+#: Upsampling of register_images when none is given (precision 0.01 px, ~10 ms on 64x64).
+DFT_UPSAMPLE_DEFAULT = 100
+
+#: Finest step of chi2_shift(upsample_factor='auto') on a well-measured peak (512/2 zoom).
+_CHI2_AUTO_STEP = 1.0 / 256
 
 #: Fewest pixels valid in both images for a measurement to be attempted.
 MIN_VALID_PIXELS = 9
@@ -132,14 +138,16 @@ def _pad_even(arrays, margin, fill_values):
 
 
 def _chi2(ref, img, err, *, upsample_factor):
+    # upsample_factor='auto' zooms on the 1-sigma region of the chi2 surface, so both the shift
+    # and its error resolve far below a pixel; a fixed factor quantises both (errors of 0.0 px).
     if err is None:
         err = np.ones_like(ref)
     dx, dy, ex, ey = chi2_shift(
         ref,
         img,
         err=err,
-        upsample_factor=upsample_factor,
-        boundary="constant",
+        upsample_factor="auto" if upsample_factor is None else upsample_factor,
+        boundary="wrap",
         zeromean=False,
         return_error=True,
     )
@@ -147,7 +155,8 @@ def _chi2(ref, img, err, *, upsample_factor):
 
 
 def _dft(ref, img, err, *, upsample_factor):
-    dx, dy = register_images(ref, img, usfac=int(upsample_factor), zeromean=False)
+    usfac = DFT_UPSAMPLE_DEFAULT if upsample_factor is None else int(upsample_factor)
+    dx, dy = register_images(ref, img, usfac=usfac, zeromean=False)
     return Offset(float(dx), float(dy))
 
 
@@ -202,6 +211,21 @@ _BACKENDS = {
 }
 
 
+def resolution(method, upsample_factor=None):
+    """1-sigma quantisation error (pixels) of a method's result: its step divided by sqrt(12).
+
+    A floor for reported uncertainties: below it, a method's own error and the scatter of its
+    results say nothing (they come out as exactly zero).
+    """
+    if method == "chi2":
+        step = _CHI2_AUTO_STEP if upsample_factor is None else 1.0 / upsample_factor
+    elif method == "dft":
+        step = 1.0 / (DFT_UPSAMPLE_DEFAULT if upsample_factor is None else upsample_factor)
+    else:
+        step = 0.0
+    return step / np.sqrt(12.0)
+
+
 def _run_backend(method, ref, img, err, *, upsample_factor, margin):
     fill_err = None if err is None else float(np.max(err))
     ref, img, err = _pad_even([ref, img, err], margin, [0.0, 0.0, fill_err])
@@ -220,7 +244,7 @@ def measure_offset(
     method="chi2",
     reference_err=None,
     image_err=None,
-    upsample_factor=200,
+    upsample_factor=None,
     taper=3.0,
     initial=None,
     tolerance=1e-3,
@@ -238,8 +262,10 @@ def measure_offset(
     reference_err, image_err : ndarray, shape (ny, nx), optional
         1-sigma errors of the images, same units. Used by ``chi2`` (uncertainties) and
         ``centroid``; pixels with non-finite or non-positive errors are ignored.
-    upsample_factor : int
-        Upsampling of the correlation peak for ``chi2`` and ``dft`` (1 / precision in pixels).
+    upsample_factor : int, optional
+        Upsampling of the correlation peak (1 / precision in pixels) for ``chi2`` and ``dft``.
+        None: ``chi2`` adapts it to its 1-sigma region (``chi2_shift(upsample_factor='auto')``),
+        ``dft`` uses ``DFT_UPSAMPLE_DEFAULT``.
     taper : float
         Width in pixels of the cosine edge of the window applied to both images.
     initial : tuple of float, optional
