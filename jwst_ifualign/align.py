@@ -56,6 +56,7 @@ class AlignOptions:
     combine: str = "weighted_mean"
     reference: int = 0
     max_shift: float = 3.0
+    kernel: str = "bicubic"
     chunk_size: int = 256
 
 
@@ -245,15 +246,23 @@ def _measure(members, ref_index, options, planes, chunks):
     return results
 
 
-def _resample_member_block(ref, model, footprint, z0, z1, per_plane):
+def _resample_member_block(model, footprint, z0, z1, per_plane, kernel):
     """Aligned (data, err, valid, dq) of one member for planes [z0, z1) on the reference grid."""
     valid = _valid(model, z0, z1)
     if per_plane is None:
-        d, e, v = resample_cube(model.data[z0:z1], model.err[z0:z1], valid, footprint)
+        d, e, v = resample_cube(
+            model.data[z0:z1], model.err[z0:z1], valid, footprint, kernel=kernel
+        )
         dq = gather_nearest(model.dq[z0:z1], footprint, DO_NOT_USE | NON_SCIENCE)
         return d, e, v, dq
     parts = [
-        resample_cube(model.data[z : z + 1], model.err[z : z + 1], valid[z - z0 : z - z0 + 1], per_plane(z))
+        resample_cube(
+            model.data[z : z + 1],
+            model.err[z : z + 1],
+            valid[z - z0 : z - z0 + 1],
+            per_plane(z),
+            kernel=kernel,
+        )
         for z in range(z0, z1)
     ]
     dq = np.concatenate(
@@ -284,10 +293,10 @@ def _shifted_footprints(ref, members, results):
     return footprints, per_plane
 
 
-def combine_block(ref, members, footprints, per_plane, z0, z1, method):
+def combine_block(members, footprints, per_plane, z0, z1, *, method, kernel):
     """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count)."""
     stack = [
-        _resample_member_block(ref, model, fp, z0, z1, pp)
+        _resample_member_block(model, fp, z0, z1, pp, kernel)
         for model, fp, pp in zip(members.models, footprints, per_plane, strict=True)
     ]
     data = np.stack([s[0] for s in stack])
@@ -370,7 +379,9 @@ def align_members(members, options):
     count = np.empty((nwave, ny, nx), np.int16)
     for z0 in range(0, nwave, options.chunk_size):
         z1 = min(nwave, z0 + options.chunk_size)
-        block = combine_block(ref, members, footprints, per_plane, z0, z1, options.combine)
+        block = combine_block(
+            members, footprints, per_plane, z0, z1, method=options.combine, kernel=options.kernel
+        )
         data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1] = block
     return AlignResult(
         data=data,

@@ -92,6 +92,7 @@ def build_output_model(reference, result, *, options, names):
         "slice": options.slice,
         "error_chunks": options.error_chunks,
         "max_shift": options.max_shift,
+        "kernel": options.kernel,
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,
         "members": [_member_record(r) for r in result.members],

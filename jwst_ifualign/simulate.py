@@ -321,7 +321,7 @@ def make_cube(
     pix_area = 1.0  # fluxes are in spaxel units, so the cube is directly surface brightness
     signal = (
         source_fraction * continuum[:, None, None] * psf
-        + 0.4 * continuum[:, None, None] * line[:, None, None] * blob * 20.0
+        + 2.0 * continuum[:, None, None] * line[:, None, None] * blob
     ) / pix_area
     background = 0.02 * continuum
     signal += background[:, None, None]

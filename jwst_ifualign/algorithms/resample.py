@@ -1,4 +1,4 @@
-"""Resample whole cubes through a precomputed celestial pixel mapping (bilinear, NaN aware).
+"""Resample whole cubes through a precomputed celestial pixel mapping (bicubic or bilinear).
 
 The celestial WCS of an s3d cube does not change with wavelength, so the mapping from output
 pixels to input pixels is computed once (:func:`bilinear_footprint`) and applied to every
@@ -7,10 +7,15 @@ flattened spatial axis, no loop over wavelength.
 
 Conventions: ``x`` is the column (numpy axis 1), ``y`` the row (numpy axis 0), pixel centres at
 integer values, as in FITS minus one and in gwcs. Surface brightness is interpolated (not summed),
-so it is preserved when input and output pixel scales match. Invalid input voxels (NaN, or
-masked) do not contribute; the weights of the valid neighbours are renormalised, and an output
-voxel is valid only when valid neighbours carry at least ``min_weight`` of the bilinear weight.
-Errors are propagated as for a weighted sum of independent values,
+so it is preserved when input and output pixel scales match.
+
+Kernels: ``bicubic`` is Keys' cubic convolution (a = -0.5) on the 4x4 neighbours: interpolating,
+flat fields preserved, and much less smoothing than bilinear (bilinear sampling half-way between
+pixels adds 0.25 px**2 to the PSF variance, 7% on the FWHM of a MIRI channel-1 PSF). Where any
+of the 16 neighbours is invalid (footprint edges, NaN or DO_NOT_USE voxels) the voxel falls back
+to bilinear: invalid neighbours do not contribute, the weights of the valid ones are
+renormalised, and the output is valid only when they carry at least ``min_weight`` of the
+bilinear weight. Errors are propagated as for a weighted sum of independent values,
 ``err_out = sqrt(sum(w_k**2 err_k**2)) / sum(w_k)``.
 """
 
@@ -21,12 +26,28 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "KERNELS",
     "BilinearFootprint",
     "bilinear_footprint",
     "gather_nearest",
     "resample_cube",
     "resample_image",
 ]
+
+
+#: Interpolation kernels accepted by :func:`resample_cube`.
+KERNELS = ("bicubic", "bilinear")
+
+_KEYS_A = -0.5
+
+
+def _keys(s):
+    """Keys' cubic convolution kernel (a = -0.5) at distances ``s`` (pixels)."""
+    s = np.abs(s)
+    a = _KEYS_A
+    near = ((a + 2) * s - (a + 3)) * s * s + 1
+    far = ((a * s - 5 * a) * s + 8 * a) * s - 4 * a
+    return np.where(s <= 1, near, np.where(s < 2, far, 0.0))
 
 
 class BilinearFootprint(NamedTuple):
@@ -44,12 +65,22 @@ class BilinearFootprint(NamedTuple):
         -1 outside the input.
     out_shape : tuple of int
         ``(ny_out, nx_out)``.
+    cubic_index : ndarray of intp, shape (16, npix)
+        Flat input index of the 4x4 neighbours (index 0 where outside the input).
+    cubic_weight : ndarray of float32, shape (16, npix)
+        Keys cubic weights; a neighbour outside the input has weight 0 and its voxel falls back
+        to bilinear.
+    cubic_inside : ndarray of bool, shape (npix,)
+        All 16 neighbours lie inside the input.
     """
 
     index: np.ndarray
     weight: np.ndarray
     nearest: np.ndarray
     out_shape: tuple
+    cubic_index: np.ndarray
+    cubic_weight: np.ndarray
+    cubic_inside: np.ndarray
 
 
 def bilinear_footprint(x, y, in_shape):
@@ -91,10 +122,45 @@ def bilinear_footprint(x, y, in_shape):
     yr = np.rint(ys).astype(np.intp)
     near_ok = finite & (xr >= 0) & (xr < nx_in) & (yr >= 0) & (yr < ny_in)
     nearest = np.where(near_ok, yr * nx_in + xr, -1)
-    return BilinearFootprint(index, weight.astype(np.float32), nearest, tuple(out_shape))
+    cubic_index = np.empty((16, x.size), np.intp)
+    cubic_weight = np.empty((16, x.size), np.float64)
+    cubic_inside = finite.copy()
+    for j, oy in enumerate((-1, 0, 1, 2)):
+        wy = _keys(fy - oy)
+        yi = y0 + oy
+        for i, ox in enumerate((-1, 0, 1, 2)):
+            xi = x0 + ox
+            inside = (xi >= 0) & (xi < nx_in) & (yi >= 0) & (yi < ny_in)
+            cubic_inside &= inside
+            cubic_index[4 * j + i] = np.where(inside, yi * nx_in + xi, 0)
+            cubic_weight[4 * j + i] = np.where(inside, wy * _keys(fx - ox), 0.0)
+    return BilinearFootprint(
+        index,
+        weight.astype(np.float32),
+        nearest,
+        tuple(out_shape),
+        cubic_index,
+        cubic_weight.astype(np.float32),
+        cubic_inside,
+    )
 
 
-def resample_cube(data, err, valid, footprint, *, min_weight=0.5):
+def _weighted_sums(flat_d, flat_e, flat_v, indices, weights):
+    """Sums over neighbours of w*v, w*v*d and (w*v*e)**2; each of shape (nwave, npix)."""
+    nwave, npix = flat_d.shape[0], indices.shape[1]
+    wsum = np.zeros((nwave, npix), np.float32)
+    dsum = np.zeros((nwave, npix), np.float32)
+    esum = np.zeros((nwave, npix), np.float32)
+    for idx, w in zip(indices, weights, strict=True):
+        wk = flat_v[:, idx] * w  # (nwave, npix); zero where invalid or outside
+        used = flat_v[:, idx]
+        wsum += wk
+        dsum += wk * np.where(used, flat_d[:, idx], 0.0)
+        esum += wk**2 * np.where(used, flat_e[:, idx], 0.0) ** 2
+    return wsum, dsum, esum
+
+
+def resample_cube(data, err, valid, footprint, *, min_weight=0.5, kernel="bicubic"):
     """Resample every plane of a cube through one :class:`BilinearFootprint`.
 
     Parameters
@@ -107,6 +173,8 @@ def resample_cube(data, err, valid, footprint, *, min_weight=0.5):
         From :func:`bilinear_footprint`.
     min_weight : float
         Smallest total bilinear weight of valid neighbours for an output voxel to be valid.
+    kernel : {"bicubic", "bilinear"}
+        Interpolation kernel (module docstring).
 
     Returns
     -------
@@ -114,20 +182,27 @@ def resample_cube(data, err, valid, footprint, *, min_weight=0.5):
         NaN where the output voxel is not valid.
     valid_out : ndarray of bool, shape (nwave, ny_out, nx_out)
     """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
     nwave = data.shape[0]
     flat_d = data.reshape(nwave, -1)
     flat_e = err.reshape(nwave, -1)
     flat_v = valid.reshape(nwave, -1)
-    npix = footprint.index.shape[1]
-    wsum = np.zeros((nwave, npix), np.float32)
-    dsum = np.zeros((nwave, npix), np.float32)
-    esum = np.zeros((nwave, npix), np.float32)
-    for idx, w in zip(footprint.index, footprint.weight, strict=True):
-        wk = flat_v[:, idx] * w  # (nwave, npix); zero where invalid or outside
-        wsum += wk
-        dsum += wk * np.where(wk > 0, flat_d[:, idx], 0.0)
-        esum += wk**2 * np.where(wk > 0, flat_e[:, idx], 0.0) ** 2
+    wsum, dsum, esum = _weighted_sums(flat_d, flat_e, flat_v, footprint.index, footprint.weight)
     valid_out = wsum >= min_weight
+    if kernel == "bicubic" and footprint.cubic_inside.any():
+        cols = np.flatnonzero(footprint.cubic_inside)
+        cw, cd, ce = _weighted_sums(
+            flat_d, flat_e, flat_v, footprint.cubic_index[:, cols], footprint.cubic_weight[:, cols]
+        )
+        # Cubic where all 16 neighbours are valid (their weights then sum to 1).
+        n_valid = np.zeros((nwave, cols.size), np.int8)
+        for idx in footprint.cubic_index[:, cols]:
+            n_valid += flat_v[:, idx]
+        full = n_valid == 16
+        wsum[:, cols] = np.where(full, cw, wsum[:, cols])
+        dsum[:, cols] = np.where(full, cd, dsum[:, cols])
+        esum[:, cols] = np.where(full, ce, esum[:, cols])
     with np.errstate(invalid="ignore", divide="ignore"):
         data_out = np.where(valid_out, dsum / wsum, np.nan).astype(np.float32)
         err_out = np.where(valid_out, np.sqrt(esum) / wsum, np.nan).astype(np.float32)
@@ -135,11 +210,13 @@ def resample_cube(data, err, valid, footprint, *, min_weight=0.5):
     return data_out.reshape(shape), err_out.reshape(shape), valid_out.reshape(shape)
 
 
-def resample_image(image, footprint, *, min_weight=0.5):
+def resample_image(image, footprint, *, min_weight=0.5, kernel="bilinear"):
     """Resample one 2-D image (NaN = no data) through a footprint; returns (ny_out, nx_out)."""
     image = np.asarray(image, float)[None]
     valid = np.isfinite(image)
-    out, _, _ = resample_cube(image, np.zeros_like(image), valid, footprint, min_weight=min_weight)
+    out, _, _ = resample_cube(
+        image, np.zeros_like(image), valid, footprint, min_weight=min_weight, kernel=kernel
+    )
     return out[0]
 
 
