@@ -47,6 +47,9 @@ DFT_UPSAMPLE_DEFAULT = 100
 #: Finest step of chi2_shift(upsample_factor='auto') on a well-measured peak (512/2 zoom).
 _CHI2_AUTO_STEP = 1.0 / 256
 
+#: Radius (pixels) of the aperture around the brightest source for ``method="centroid"``.
+CENTROID_RADIUS = 5.0
+
 #: Fewest pixels valid in both images for a measurement to be attempted.
 MIN_VALID_PIXELS = 9
 
@@ -85,23 +88,33 @@ def _sample(array, dx, dy, cval=0.0):
     return ndimage.map_coordinates(array, [yy + dy, xx + dx], order=1, mode="constant", cval=cval)
 
 
-def _taper(region, width):
-    """Smooth window: 0 outside ``region``, rising as a cosine over ``width`` px from its edge."""
+def _ramp(dist, width):
+    """Cosine ramp from 0 (at the edge of a region) to 1 (``width`` px inside it)."""
     if width <= 0:
-        return region.astype(float)
-    dist = ndimage.distance_transform_edt(region)
-    ramp = np.clip((dist - 0.5) / width, 0.0, 1.0)
-    return np.where(region, 0.5 - 0.5 * np.cos(np.pi * ramp), 0.0)
+        return (dist > 0).astype(float)
+    x = np.clip((dist - 0.5) / width, 0.0, 1.0)
+    return np.where(dist > 0, 0.5 - 0.5 * np.cos(np.pi * x), 0.0)
 
 
-def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper):
+def _aperture_weight(shape, x0, y0, radius):
+    """Smooth disk: 1 inside ``radius / 2``, cosine roll-off to 0 at ``radius`` (analytic)."""
+    yy, xx = np.indices(shape, dtype=float)
+    r = np.hypot(xx - x0, yy - y0)
+    x = np.clip((r - radius / 2) / (radius / 2), 0.0, 1.0)
+    return 0.5 + 0.5 * np.cos(np.pi * x)
+
+
+def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=None):
     """Apply one smooth window to both images, moved by ``shift`` in ``img``.
 
     The window W covers reference pixels p whose content is valid in both images (p in the
     reference, p + shift in the image). The reference is multiplied by W(p), the image by
     W(q - shift): at the true shift the two products are exact shifted copies of each other, so
     the window's edges (which cut through extended emission) do not pull the measurement toward
-    zero, as a common, stationary mask does.
+    zero, as a common, stationary mask does. W is a cosine ramp of the distance to the region's
+    edge; the distance field (nearly linear near edges) is what is interpolated at q - shift, not
+    the ramp, so the moved window is accurate. ``aperture`` ``(x, y, radius)`` multiplies the
+    window by an analytic smooth disk around one source (reference pixels).
     """
     img_ok_at_shift = _sample(valid_img.astype(float), *shift) > 1.0 - 1e-6
     region = valid_ref & img_ok_at_shift
@@ -110,16 +123,41 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper):
         raise RegistrationError(
             f"only {nvalid} pixels are valid in both images (at least {MIN_VALID_PIXELS} needed)"
         )
-    w_ref = _taper(region, taper)
-    w_img = _sample(w_ref, -shift[0], -shift[1]) * valid_img
+    dist = ndimage.distance_transform_edt(region)
+    w_ref = _ramp(dist, taper)
+    w_img = _ramp(_sample(dist, -shift[0], -shift[1]), taper) * valid_img
+    # Backgrounds: window-weighted means over the same (moving) sky region in both images, so a
+    # real background difference between exposures is removed and nothing else is. For an
+    # aperture, the background comes from outside the source's core.
+    bg_ref, bg_img = w_ref, w_img
+    if aperture is not None:
+        x0, y0, radius = aperture
+        a_ref = _aperture_weight(ref.shape, x0, y0, radius)
+        a_img = _aperture_weight(ref.shape, x0 + shift[0], y0 + shift[1], radius)
+        bg_ref, bg_img = w_ref * (1 - a_ref), w_img * (1 - a_img)
+        w_ref, w_img = w_ref * a_ref, w_img * a_img
     inside_ref = w_ref > 0
     inside_img = w_img > 0
-    r = np.where(inside_ref, (ref - np.median(ref[inside_ref])) * w_ref, 0.0)
-    i = np.where(inside_img, (img - np.median(img[inside_img])) * w_img, 0.0)
+    if inside_ref.sum() < MIN_VALID_PIXELS or inside_img.sum() < MIN_VALID_PIXELS:
+        raise RegistrationError("the window around the common area is too small")
+    if aperture is None:
+        b_ref, b_img = np.median(ref[inside_ref]), np.median(img[inside_img])
+    else:
+        b_ref, b_img = _weighted_mean(ref, bg_ref), _weighted_mean(img, bg_img)
+    r = np.where(inside_ref, (ref - b_ref) * w_ref, 0.0)
+    i = np.where(inside_img, (img - b_img) * w_img, 0.0)
     e = None
     if err is not None:
         e = np.where(inside_ref, err, np.max(err[inside_ref]))
     return r, i, e
+
+
+def _weighted_mean(image, weight):
+    """Mean of ``image`` weighted by ``weight`` (NaN pixels must have zero weight)."""
+    total = weight.sum()
+    if not total > 0:
+        return 0.0
+    return float(np.sum(np.where(weight > 0, image, 0.0) * weight) / total)
 
 
 def _pad_even(arrays, margin, fill_values):
@@ -183,24 +221,40 @@ def _cross_correlation(ref, img, err, *, upsample_factor, iterations=2):
     return Offset(float(dx), float(dy))
 
 
+def _brightest_source(image, valid):
+    """(x, y) of the brightest peak of a lightly smoothed image."""
+    filled = np.where(valid, image, np.median(image[valid]))
+    smooth = ndimage.gaussian_filter(filled, 1.0)
+    y, x = np.unravel_index(np.argmax(np.where(valid, smooth, -np.inf)), smooth.shape)
+    return float(x), float(y)
+
+
 def _centroid(ref, img, err, *, upsample_factor):
-    """Difference of flux-weighted centroids (positive part of each image)."""
+    """Difference of flux-weighted centroids of the windowed, background-subtracted images.
+
+    ``measure_offset`` limits the window to a smooth aperture of ``CENTROID_RADIUS`` pixels
+    around the brightest source, which moves with the content like the window itself, and takes
+    the background from outside the source's core; no clipping, so the two centroids are of
+    exactly shifted copies.
+    """
     yy, xx = np.indices(ref.shape, dtype=float)
     out = []
     for a in (ref, img):
-        w = np.clip(a, 0.0, None)
-        total = w.sum()
+        total = a.sum()
         if not total > 0:
-            raise RegistrationError("no positive signal to centroid")
-        cx, cy = (w * xx).sum() / total, (w * yy).sum() / total
+            raise RegistrationError("no source above the background to centroid")
+        cx, cy = (a * xx).sum() / total, (a * yy).sum() / total
         if err is None:
             ex = ey = np.nan
         else:
-            ex = np.sqrt(((xx - cx) ** 2 * err**2 * (a > 0)).sum()) / total
-            ey = np.sqrt(((yy - cy) ** 2 * err**2 * (a > 0)).sum()) / total
+            used = a != 0
+            ex = np.sqrt(((xx - cx) ** 2 * err**2 * used).sum()) / total
+            ey = np.sqrt(((yy - cy) ** 2 * err**2 * used).sum()) / total
         out.append((cx, cy, ex, ey))
     (rx, ry, rex, rey), (ix, iy, iex, iey) = out
-    return Offset(float(ix - rx), float(iy - ry), float(np.hypot(rex, iex)), float(np.hypot(rey, iey)))
+    return Offset(
+        float(ix - rx), float(iy - ry), float(np.hypot(rex, iex)), float(np.hypot(rey, iey))
+    )
 
 
 _BACKENDS = {
@@ -301,8 +355,11 @@ def measure_offset(
     if margin is None:
         margin = max(ref.shape) // 4
     current = (0.0, 0.0) if initial is None else (float(initial[0]), float(initial[1]))
+    aperture = None
+    if method == "centroid":
+        aperture = (*_brightest_source(ref, valid_ref), CENTROID_RADIUS)
     for _ in range(int(max_iterations) + 1):
-        r, i, e = _windowed_pair(ref, img, err, valid_ref, valid_img, current, taper)
+        r, i, e = _windowed_pair(ref, img, err, valid_ref, valid_img, current, taper, aperture)
         offset = _run_backend(method, r, i, e, upsample_factor=upsample_factor, margin=margin)
         change = np.hypot(offset.dx - current[0], offset.dy - current[1])
         current = (offset.dx, offset.dy)

@@ -1,0 +1,149 @@
+"""Every registration method returns the package's one convention, on odd and even sizes."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import erf
+
+from jwst_ifualign.algorithms.registration import (
+    METHODS,
+    RegistrationError,
+    measure_offset,
+    resolution,
+)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from image_registration import cross_correlation_shifts
+
+
+def _pixel_gaussian(shape, x0, y0, sigma, flux):
+    """Pixel-integrated 2-D Gaussian (exact, no interpolation)."""
+    ny, nx = shape
+
+    def frac(c, n):
+        edges = np.arange(n + 1) - 0.5
+        return 0.5 * np.diff(erf((edges - c) / (np.sqrt(2) * sigma)))
+
+    return flux * frac(y0, ny)[:, None] * frac(x0, nx)[None, :]
+
+
+def scene(shape, dx=0.0, dy=0.0):
+    """A PSF, an extended blob and a background, moved by (dx, dy) pixels."""
+    ny, nx = shape
+    xc, yc = (nx - 1) / 2 + 0.17, (ny - 1) / 2 - 0.23
+    return (
+        _pixel_gaussian(shape, xc + dx, yc + dy, 0.95, 100.0)
+        + _pixel_gaussian(shape, xc + 3.1 + dx, yc - 2.4 + dy, 4.0, 400.0)
+        + 0.5
+    )
+
+
+SHAPES = [(45, 47), (44, 46), (47, 45), (30, 30)]
+SHIFTS = [(2.3, -0.7), (-1.6, 0.45), (0.123, -0.377)]
+TOLERANCE = {"chi2": 0.01, "dft": 0.01, "cross_correlation": 0.01, "centroid": 0.02}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shift", SHIFTS, ids=lambda s: f"{s[0]:+}{s[1]:+}")
+def test_injected_shift_recovered(method, shape, shift):
+    ref = scene(shape)
+    img = scene(shape, *shift)
+    # NaN borders at different places, as footprints of two exposures.
+    ref[:3] = np.nan
+    img[:, -4:] = np.nan
+    err = np.full(shape, 0.01)
+    off = measure_offset(ref, img, method=method, reference_err=err, image_err=err)
+    assert off.dx == pytest.approx(shift[0], abs=TOLERANCE[method])
+    assert off.dy == pytest.approx(shift[1], abs=TOLERANCE[method])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_reference_against_itself_is_zero(method):
+    ref = scene((35, 37))
+    off = measure_offset(ref, ref.copy(), method=method)
+    assert abs(off.dx) < 0.005 and abs(off.dy) < 0.005
+
+
+def test_library_defect_odd_sizes_and_fix():
+    """cross_correlation_shifts adds +0.5 px on odd-length axes; the wrapper does not."""
+    shape = (45, 47)  # both odd, as cube_build writes
+    ref, img = scene(shape), scene(shape, 1.0, -2.0)  # whole-pixel shift: no peak-fit bias
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = cross_correlation_shifts(ref - ref.mean(), img - img.mean())
+    assert raw[0] == pytest.approx(1.0 + 0.5, abs=0.02)
+    assert raw[1] == pytest.approx(-2.0 + 0.5, abs=0.02)
+    fixed = measure_offset(ref, img, method="cross_correlation")
+    assert fixed.dx == pytest.approx(1.0, abs=0.005)
+    assert fixed.dy == pytest.approx(-2.0, abs=0.005)
+
+
+def test_library_peak_fit_bias_and_refinement():
+    """The library's 3x3 peak fit is biased for sub-pixel shifts; the refined wrapper is not."""
+    shape = (44, 46)  # even: no half-pixel defect, only the peak-fit bias
+    ref, img = scene(shape), scene(shape, 0.4, -0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = cross_correlation_shifts(ref - ref.mean(), img - img.mean())
+    assert abs(raw[0] - 0.4) > 0.01
+    fixed = measure_offset(ref, img, method="cross_correlation")
+    assert abs(fixed.dx - 0.4) < 0.005 and abs(fixed.dy + 0.3) < 0.005
+
+
+@pytest.mark.parametrize("method", ["dft", "chi2"])
+def test_moving_window_removes_edge_bias(method):
+    """A common, stationary mask through extended emission biases the result toward zero."""
+    shape = (35, 37)
+    shift = (0.65, 0.42)
+
+    def sky(dx, dy):
+        return _pixel_gaussian(shape, 16.0 + dx, 18.0 + dy, 1.0, 300.0) + _pixel_gaussian(
+            shape, 14.0 + dx, 18.0 + dy, 3.3, 2000.0
+        )
+
+    ref, img = sky(0, 0), sky(*shift)
+    ref[:, :10] = np.nan  # footprint edges through the extended emission
+    img[:, :6] = np.nan
+    stationary = measure_offset(ref, img, method=method, max_iterations=0)
+    moving = measure_offset(ref, img, method=method)
+    assert abs(stationary.dx - shift[0]) > 0.08
+    assert moving.dx == pytest.approx(shift[0], abs=0.005)
+    assert moving.dy == pytest.approx(shift[1], abs=0.005)
+
+
+def test_chi2_reports_uncertainty_that_scales_with_noise():
+    shape = (35, 37)
+    rng = np.random.default_rng(3)
+    errs = []
+    for sigma in (0.05, 0.5):
+        ref = scene(shape) + rng.normal(0, sigma, shape)
+        img = scene(shape, 0.3, 0.2) + rng.normal(0, sigma, shape)
+        e = np.full(shape, sigma)
+        off = measure_offset(ref, img, method="chi2", reference_err=e, image_err=e)
+        errs.append(off.dx_err)
+    assert 0 < errs[0] < errs[1]
+    assert errs[1] / errs[0] == pytest.approx(10, rel=0.5)
+
+
+def test_too_few_common_pixels_raise():
+    ref = scene((20, 20))
+    img = np.full((20, 20), np.nan)
+    img[0, :5] = 1.0
+    with pytest.raises(RegistrationError, match="valid in both"):
+        measure_offset(ref, img)
+
+
+def test_unknown_method_and_shape_mismatch():
+    with pytest.raises(ValueError, match="method must be one of"):
+        measure_offset(scene((10, 10)), scene((10, 10)), method="phase")
+    with pytest.raises(ValueError, match="one shape"):
+        measure_offset(scene((10, 10)), scene((10, 12)))
+
+
+def test_resolution_floor():
+    assert resolution("dft") == pytest.approx(0.01 / np.sqrt(12))
+    assert resolution("dft", 1000) == pytest.approx(0.001 / np.sqrt(12))
+    assert resolution("cross_correlation") == 0.0
