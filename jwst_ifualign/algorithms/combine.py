@@ -6,6 +6,8 @@ one member is kept (the union of the footprints), with the members that cover it
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["COMBINE_METHODS", "combine_cubes"]
@@ -58,7 +60,9 @@ def combine_cubes(data, err, valid, *, method="weighted_mean"):
             if method == "mean":
                 out = np.where(valid, data, 0.0).sum(axis=0, dtype=np.float64) / count
             else:
-                out = np.nanmedian(np.where(valid, data, np.nan), axis=0)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # uncovered voxels
+                    out = np.nanmedian(np.where(valid, data, np.nan), axis=0)
                 out_err = out_err * _MEDIAN_ERR_FACTOR
     out = np.where(covered, out, np.nan).astype(np.float32)
     out_err = np.where(covered, out_err, np.nan).astype(np.float32)
