@@ -1,0 +1,171 @@
+"""The ifu_align Step as users run it: strun (offline), Step.call, parameter files, outputs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asdf
+import numpy as np
+import pytest
+from astropy.table import Table
+from conftest import file_digests
+from jwst.datamodels import ModelContainer
+from stdatamodels.jwst import datamodels
+
+from jwst_ifualign import IFUAlignStep
+from jwst_ifualign.integration import get_steps
+from jwst_ifualign.parameter_files import parameter_file_tree, step_defaults
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config"
+STRUN = str(Path(sys.executable).with_name("strun"))
+
+
+def run_strun(args, cwd):
+    """Run strun with no CRDS variable in the environment; return the completed process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS")}
+    env.pop("STPIPE_DISABLE_CRDS_STEPPARS", None)
+    return subprocess.run(
+        [STRUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def product_files(folder, product="sim_ifu"):
+    return {
+        "cube": Path(folder) / f"{product}_ifualign.fits",
+        "ecsv": Path(folder) / f"{product}_ifualign_offsets.ecsv",
+        "asdf": Path(folder) / f"{product}_ifualign_offsets.asdf",
+    }
+
+
+def test_entry_point_lists_the_step():
+    (class_path, alias, is_pipeline), *_ = get_steps()
+    module, name = class_path.rsplit(".", 1)
+    cls = getattr(__import__(module, fromlist=[name]), name)
+    assert cls is IFUAlignStep and alias == cls.class_alias == "ifu_align" and not is_pipeline
+
+
+@pytest.mark.parametrize(
+    "target", ["ifu_align", "jwst_ifualign.IFUAlignStep", "jwst_ifualign::ifu_align"]
+)
+def test_strun_offline(target, miri_asn, miri_sim, tmp_path):
+    before = file_digests(miri_asn.parent)
+    done = run_strun([target, str(miri_asn), f"--output_dir={tmp_path}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = product_files(tmp_path)
+    assert all(p.is_file() for p in files.values())
+    # The package's own log lines reach strun's output.
+    assert "jwst_ifualign.align - INFO - Member" in done.stderr + done.stdout
+    assert file_digests(miri_asn.parent) == before
+    table = Table.read(files["ecsv"], format="ascii.ecsv")
+    assert table["dx"][2] == pytest.approx(miri_sim.members[2].truth_dx, abs=0.05)
+
+
+def test_strun_with_parameter_file_and_override(miri_asn, tmp_path):
+    done = run_strun(
+        [str(CONFIG / "ifu_align.asdf"), str(miri_asn), "--method=dft", f"--output_dir={tmp_path}"],
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with datamodels.open(product_files(tmp_path)["cube"]) as model:
+        assert model.meta.ifu_align.method == "dft"
+        assert model.meta.cal_step.ifu_align == "COMPLETE"
+
+
+def test_call_on_association_saves_named_outputs(miri_asn, miri_sim, tmp_path):
+    result = IFUAlignStep.call(str(miri_asn), method="chi2", save_results=True, output_dir=str(tmp_path))
+    files = product_files(tmp_path)
+    assert all(p.is_file() for p in files.values())
+    assert result.meta.cal_step.ifu_align == "COMPLETE"
+    with datamodels.open(files["cube"]) as saved:
+        assert isinstance(saved, datamodels.IFUCubeModel)
+        assert saved.data.shape == miri_sim.members[0].model.data.shape
+        members = saved.meta.ifu_align.instance["members"]
+        assert members[2]["dx"] == pytest.approx(miri_sim.members[2].truth_dx, abs=0.05)
+        assert saved.meta.wcsinfo.crval1 == miri_sim.members[0].model.meta.wcsinfo.crval1
+    table = Table.read(files["ecsv"], format="ascii.ecsv")
+    required = {"member", "dx", "dy", "dx_err", "dy_err", "ra_offset", "dec_offset"}
+    assert required <= set(table.colnames)
+    assert list(table["member"]) == [m.model.meta.filename for m in miri_sim.members]
+
+
+def test_user_output_file_wins(miri_asn, tmp_path):
+    IFUAlignStep.call(str(miri_asn), output_file="mine", output_dir=str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "mine_ifualign.fits",
+        "mine_ifualign_offsets.asdf",
+        "mine_ifualign_offsets.ecsv",
+    ]
+
+
+def test_call_without_saving_writes_nothing(miri_asn, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = IFUAlignStep.call(str(miri_asn))
+    assert isinstance(result, datamodels.IFUCubeModel)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_call_on_models_and_container(miri_sim, miri_asn):
+    models = [m.model for m in miri_sim.members]
+    data_before = [m.data.copy() for m in models]
+    from_list = IFUAlignStep.call(models)
+    with ModelContainer(str(miri_asn)) as container:
+        from_container = IFUAlignStep.call(container)
+    np.testing.assert_allclose(from_list.data, from_container.data, rtol=1e-5, equal_nan=True)
+    for m, d in zip(models, data_before, strict=True):
+        np.testing.assert_array_equal(m.data, d)
+        assert "ifu_align" not in m.meta.cal_step.instance
+
+
+def test_offset_file_is_valid_for_cube_build(miri_asn, miri_sim, tmp_path):
+    from jwst.cube_build import CubeBuildStep
+
+    IFUAlignStep.call(str(miri_asn), save_results=True, output_dir=str(tmp_path))
+    path = product_files(tmp_path)["asdf"]
+    schema = Path(sys.modules["jwst.cube_build"].__file__).parent / "ifuoffset.schema.yaml"
+    with asdf.open(path, custom_schema=schema) as af:
+        assert af.tree["units"] == "arcsec"
+        assert af.tree["filename"][0].endswith("_cal.fits")
+
+    class Stub:  # the calibrated exposures cube_build would see in calwebb_spec3
+        def __init__(self, name):
+            self.meta = type("meta", (), {"filename": name})()
+
+    cal = [Stub(n) for n in af_names(path)]
+    offsets = CubeBuildStep(offset_file=str(path)).check_offset_file(cal)
+    assert offsets["raoffset"][2].to_value("arcsec") == pytest.approx(
+        miri_sim.members[2].truth_ra_offset, abs=0.005
+    )
+    assert offsets["decoffset"][2].to_value("arcsec") == pytest.approx(
+        miri_sim.members[2].truth_dec_offset, abs=0.005
+    )
+
+
+def af_names(path):
+    with asdf.open(path) as af:
+        return list(af.tree["filename"])
+
+
+def test_parameter_files_match_spec():
+    """The committed config/ files are what parameter_files.py generates from the spec."""
+    files = sorted(CONFIG.glob("ifu_align*.asdf"))
+    assert {f.name for f in files} >= {"ifu_align.asdf", "ifu_align_chi2.asdf", "ifu_align_dft.asdf"}
+    defaults = step_defaults()
+    for path in files:
+        with asdf.open(path) as af:
+            tree = {k: af.tree[k] for k in ("class", "name", "parameters")}
+        method = tree["parameters"]["method"]
+        overrides = {} if path.name == "ifu_align.asdf" else {"method": method}
+        assert tree == parameter_file_tree(**overrides), path.name
+        assert set(tree["parameters"]) == set(defaults)
+        step = IFUAlignStep.from_config_file(str(path))
+        assert step.method == method
+
+
+def test_single_member_is_passed_through_as_skipped(miri_sim):
+    model = miri_sim.members[0].model
+    result = IFUAlignStep.call([model])
+    assert result.meta.cal_step.ifu_align == "SKIPPED"
+    np.testing.assert_array_equal(result.data, model.data)
+    assert result is not model
