@@ -1,0 +1,124 @@
+"""Bad input gets one clear error naming the file or parameter; nothing is written or changed."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import file_digests, small_association
+from stdatamodels.jwst import datamodels
+from test_step import run_strun
+
+from jwst_ifualign import IFUAlignStep, InputError, ParameterError
+from jwst_ifualign.simulate import write_association
+
+
+@pytest.fixture
+def asn_copy(miri_asn, tmp_path):
+    """A private copy of the small association that a test may break."""
+    folder = tmp_path / "data"
+    shutil.copytree(miri_asn.parent, folder)
+    return folder / miri_asn.name
+
+
+def run_and_expect(asn, error, match, tmp_path, **params):
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    before = file_digests(asn.parent)
+    with pytest.raises(error, match=match):
+        IFUAlignStep.call(str(asn), save_results=True, output_dir=str(out), **params)
+    assert list(out.iterdir()) == [], "no output may be written"
+    assert file_digests(asn.parent) == before, "inputs must be left unchanged"
+
+
+def members_of(asn):
+    return json.loads(asn.read_text())["products"][0]["members"]
+
+
+def rewrite(asn, members):
+    tree = json.loads(asn.read_text())
+    tree["products"][0]["members"] = members
+    asn.write_text(json.dumps(tree))
+
+
+def test_missing_member(asn_copy, tmp_path):
+    name = members_of(asn_copy)[2]["expname"]
+    (asn_copy.parent / name).unlink()
+    run_and_expect(asn_copy, InputError, f"{name} does not exist", tmp_path)
+
+
+def test_member_not_an_ifu_cube(asn_copy, tmp_path):
+    image = datamodels.ImageModel(np.zeros((10, 10), np.float32))
+    image.save(asn_copy.parent / "image_cal.fits")
+    rewrite(asn_copy, [*members_of(asn_copy), {"expname": "image_cal.fits", "exptype": "science"}])
+    run_and_expect(asn_copy, InputError, "image_cal.fits is a ImageModel, not an IFU cube", tmp_path)
+
+
+def test_truncated_member(asn_copy, tmp_path):
+    name = members_of(asn_copy)[1]["expname"]
+    path = asn_copy.parent / name
+    path.write_bytes(path.read_bytes()[:20000])
+    run_and_expect(asn_copy, InputError, f"{name} cannot be read", tmp_path)
+
+
+def test_different_wavelength_grids(tmp_path):
+    sim = small_association(n_members=2)
+    other = small_association(n_members=2, tabular=True)  # same range, other sampling
+    sim.members[1] = other.members[1]
+    sim.members[1].model.meta.filename = "other_s3d.fits"
+    asn = write_association(sim, tmp_path / "data")
+    run_and_expect(asn, InputError, "other_s3d.fits has a different wavelength grid", tmp_path)
+
+
+def test_different_number_of_planes(tmp_path):
+    sim = small_association(n_members=2)
+    sim.members[1] = small_association(n_members=2, shape=(50, 35, 37)).members[1]
+    sim.members[1].model.meta.filename = "short_s3d.fits"
+    asn = write_association(sim, tmp_path / "data")
+    run_and_expect(asn, InputError, "short_s3d.fits has 50 wavelength planes", tmp_path)
+
+
+def test_empty_association(asn_copy, tmp_path):
+    rewrite(asn_copy, [])
+    run_and_expect(asn_copy, InputError, "lists no science members", tmp_path)
+
+
+def test_association_not_json(asn_copy, tmp_path):
+    asn_copy.write_text("{ not json")
+    run_and_expect(asn_copy, InputError, "is not valid JSON", tmp_path)
+
+
+def test_reference_out_of_range(asn_copy, tmp_path):
+    run_and_expect(asn_copy, ParameterError, "reference=7 is out of range", tmp_path, reference=7)
+
+
+def test_wavelength_range_outside_cubes(asn_copy, tmp_path):
+    run_and_expect(
+        asn_copy, ParameterError, "wavelength_range=.* contains no plane", tmp_path,
+        wavelength_range=[20.0, 21.0],
+    )
+
+
+def test_slice_out_of_range(asn_copy, tmp_path):
+    run_and_expect(asn_copy, ParameterError, "slice=500 is out of range", tmp_path, slice=500)
+
+
+def test_output_never_overwrites_an_input(asn_copy):
+    """Even with output_dir the input folder and output_file naming an input."""
+    name = members_of(asn_copy)[0]["expname"]
+    before = file_digests(asn_copy.parent)
+    with pytest.raises(ParameterError, match="would have the name of the input file"):
+        IFUAlignStep.call(
+            str(asn_copy), output_dir=str(asn_copy.parent), output_file=name, suffix="s3d"
+        )
+    assert file_digests(asn_copy.parent) == before
+
+
+def test_strun_bad_input_exits_nonzero_with_clear_message(asn_copy, tmp_path):
+    name = members_of(asn_copy)[3]["expname"]
+    (asn_copy.parent / name).unlink()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    done = run_strun(["ifu_align", str(asn_copy)], cwd=tmp_path)
+    assert done.returncode != 0
+    assert f"{name} does not exist" in done.stderr + done.stdout
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
