@@ -22,11 +22,17 @@ from .algorithms.combine import COMBINE_METHODS, combine_cubes
 from .algorithms.measure import MemberMeasurement, Placement, measure_member, translation_of
 from .algorithms.offset import Offset
 from .algorithms.registration import METHODS, RegistrationError
-from .algorithms.resample import bilinear_footprint, gather_nearest, resample_cube
+from .algorithms.resample import (
+    bilinear_footprint,
+    gather_nearest,
+    resample_cube,
+    translate_cube,
+    translate_nearest,
+)
 from .exceptions import InputError, ParameterError
 from .inputs import check_compatible
 from .wcs_mapping import (
-    mapping_depends_on_wavelength,
+    mapping_and_wavelength_check,
     pixel_offset_to_sky,
     reference_to_member_pixels,
 )
@@ -182,16 +188,18 @@ def _white_light(model, planes, chunks, block):
     return images
 
 
-def _placement(reference, member, shape):
-    xm, ym = reference_to_member_pixels(reference, member)
-    return Placement(
-        footprint=bilinear_footprint(xm, ym, shape),
-        translation=translation_of(xm, ym),
-        member_shape=shape,
-    )
+def _placement(reference, member):
+    """Placement of a member on the reference grid, and whether its mapping varies with wavelength."""
+    shape = member.data.shape[1:]
+    if member is reference:
+        ny, nx = shape
+        yy, xx = np.mgrid[:ny, :nx].astype(float)
+        return Placement(bilinear_footprint(xx, yy, shape), (0.0, 0.0), shape), False
+    xm, ym, varies = mapping_and_wavelength_check(reference, member)
+    return Placement(bilinear_footprint(xm, ym, shape), translation_of(xm, ym), shape), varies
 
 
-def _measure(members, ref_index, options, planes, chunks):
+def _measure(members, ref_index, placements, options, planes, chunks):
     """Measure every member against the reference; returns a list of MemberResult."""
     ref = members.models[ref_index]
     ref_images = _white_light(ref, planes, chunks, options.chunk_size)
@@ -201,7 +209,7 @@ def _measure(members, ref_index, options, planes, chunks):
             zero = Offset(0.0, 0.0, 0.0, 0.0)
             results.append(MemberResult(name, zero, zero, FLAG_REFERENCE))
             continue
-        placement = _placement(ref, model, model.data.shape[1:])
+        placement = placements[i]
         images = _white_light(model, planes, chunks, options.chunk_size)
         if len(ref_images) != len(images):
             raise AssertionError("chunking differs between members")
@@ -246,58 +254,79 @@ def _measure(members, ref_index, options, planes, chunks):
     return results
 
 
-def _resample_member_block(model, footprint, z0, z1, per_plane, kernel):
-    """Aligned (data, err, valid, dq) of one member for planes [z0, z1) on the reference grid."""
-    valid = _valid(model, z0, z1)
-    if per_plane is None:
-        d, e, v = resample_cube(
-            model.data[z0:z1], model.err[z0:z1], valid, footprint, kernel=kernel
-        )
-        dq = gather_nearest(model.dq[z0:z1], footprint, DO_NOT_USE | NON_SCIENCE)
-        return d, e, v, dq
-    parts = [
-        resample_cube(
-            model.data[z : z + 1],
-            model.err[z : z + 1],
-            valid[z - z0 : z - z0 + 1],
-            per_plane(z),
-            kernel=kernel,
-        )
-        for z in range(z0, z1)
-    ]
-    dq = np.concatenate(
-        [gather_nearest(model.dq[z : z + 1], per_plane(z), DO_NOT_USE | NON_SCIENCE) for z in range(z0, z1)]
-    )
-    return (*(np.concatenate(p) for p in zip(*parts, strict=True)), dq)
+@dataclass
+class _Resampler:
+    """How one member is brought onto the reference grid with its applied offset.
+
+    Exactly one of: ``identity`` (the reference itself), ``shift`` (a pure translation
+    ``(tx, ty)``: reference pixel p samples the member at p + shift), ``footprint`` (general WCS
+    mapping, the same at every plane) or ``per_plane`` (a function of the plane index returning
+    a footprint, for a mapping that changes with wavelength).
+    """
+
+    identity: bool = False
+    shift: tuple | None = None
+    footprint: object = None
+    per_plane: object = None
+
+    def block(self, model, z0, z1, kernel, out_shape):
+        """Aligned (data, err, valid, dq) of planes [z0, z1) on the reference grid."""
+        valid = _valid(model, z0, z1)
+        data, err, dq = model.data[z0:z1], model.err[z0:z1], model.dq[z0:z1]
+        if self.identity:
+            return data, err, valid, dq
+        fill = DO_NOT_USE | NON_SCIENCE
+        if self.shift is not None:
+            d, e, v = translate_cube(data, err, valid, self.shift, out_shape, kernel=kernel)
+            return d, e, v, translate_nearest(dq, self.shift, out_shape, fill)
+        if self.per_plane is None:
+            d, e, v = resample_cube(data, err, valid, self.footprint, kernel=kernel)
+            return d, e, v, gather_nearest(dq, self.footprint, fill)
+        parts = []
+        for k, z in enumerate(range(z0, z1)):
+            fp = self.per_plane(z)
+            d, e, v = resample_cube(
+                data[k : k + 1], err[k : k + 1], valid[k : k + 1], fp, kernel=kernel
+            )
+            parts.append((d, e, v, gather_nearest(dq[k : k + 1], fp, fill)))
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
-def _shifted_footprints(ref, members, results):
-    """Footprint of each member with its applied offset folded into its WCS."""
-    footprints, per_plane = [], []
-    for model, res in zip(members.models, results, strict=True):
+def _resamplers(ref, members, placements, varies_list, results):
+    """One _Resampler per member, with its applied offset folded into its mapping."""
+    resamplers = []
+    for model, placement, varies, res in zip(
+        members.models, placements, varies_list, results, strict=True
+    ):
+        offset = (res.applied.dx, res.applied.dy)
+        if model is ref and offset == (0.0, 0.0):
+            resamplers.append(_Resampler(identity=True))
+            continue
+        if placement.translation is not None and not varies:
+            tx, ty = placement.translation
+            resamplers.append(_Resampler(shift=(tx + offset[0], ty + offset[1])))
+            continue
         shape = model.data.shape[1:]
-        shift = (res.applied.dx, res.applied.dy)
-        xm, ym = reference_to_member_pixels(ref, model, shift=shift)
-        footprints.append(bilinear_footprint(xm, ym, shape))
-        if mapping_depends_on_wavelength(ref, model):
-            log.info("Member %s: celestial mapping varies with wavelength; resampling per plane.", res.name)
+        if not varies:
+            xm, ym = reference_to_member_pixels(ref, model, shift=offset)
+            resamplers.append(_Resampler(footprint=bilinear_footprint(xm, ym, shape)))
+            continue
+        log.info("Member %s: celestial mapping varies with wavelength; resampling per plane.", res.name)
 
-            def by_plane(z, model=model, shape=shape, shift=shift):
-                return bilinear_footprint(
-                    *reference_to_member_pixels(ref, model, shift=shift, plane=z), shape
-                )
+        def by_plane(z, model=model, shape=shape, offset=offset):
+            return bilinear_footprint(
+                *reference_to_member_pixels(ref, model, shift=offset, plane=z), shape
+            )
 
-            per_plane.append(by_plane)
-        else:
-            per_plane.append(None)
-    return footprints, per_plane
+        resamplers.append(_Resampler(per_plane=by_plane))
+    return resamplers
 
 
-def combine_block(members, footprints, per_plane, z0, z1, *, method, kernel):
+def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
     """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count)."""
     stack = [
-        _resample_member_block(model, fp, z0, z1, pp, kernel)
-        for model, fp, pp in zip(members.models, footprints, per_plane, strict=True)
+        r.block(model, z0, z1, kernel, out_shape)
+        for model, r in zip(members.models, resamplers, strict=True)
     ]
     data = np.stack([s[0] for s in stack])
     err = np.stack([s[1] for s in stack])
@@ -355,7 +384,8 @@ def align_members(members, options):
         wavelengths[planes[0]],
         wavelengths[planes[1] - 1],
     )
-    results = _measure(members, ref_index, options, planes, chunks)
+    placements, varies = zip(*(_placement(ref, model) for model in members.models), strict=True)
+    results = _measure(members, ref_index, placements, options, planes, chunks)
     for r in results:
         m = r.measured
         log.info(
@@ -371,7 +401,7 @@ def align_members(members, options):
             f" [{r.flag}]" if r.flag else "",
         )
 
-    footprints, per_plane = _shifted_footprints(ref, members, results)
+    resamplers = _resamplers(ref, members, placements, varies, results)
     nwave, ny, nx = ref.data.shape
     data = np.empty((nwave, ny, nx), np.float32)
     err = np.empty((nwave, ny, nx), np.float32)
@@ -380,7 +410,13 @@ def align_members(members, options):
     for z0 in range(0, nwave, options.chunk_size):
         z1 = min(nwave, z0 + options.chunk_size)
         block = combine_block(
-            members, footprints, per_plane, z0, z1, method=options.combine, kernel=options.kernel
+            members,
+            resamplers,
+            z0,
+            z1,
+            method=options.combine,
+            kernel=options.kernel,
+            out_shape=(ny, nx),
         )
         data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1] = block
     return AlignResult(

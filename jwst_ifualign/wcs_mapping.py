@@ -1,7 +1,7 @@
 """Pixel mappings between cubes through their own WCS (``meta.wcs``), and pixel-to-sky offsets.
 
 Only the celestial part of an s3d WCS is used for the mapping; cube_build's WCS is separable, so
-the mapping is the same for every wavelength plane. :func:`mapping_depends_on_wavelength` checks
+the mapping is the same for every wavelength plane. :func:`mapping_and_wavelength_check` checks
 that for a given pair of cubes.
 """
 
@@ -13,12 +13,18 @@ from astropy.coordinates import SkyCoord
 
 __all__ = [
     "reference_to_member_pixels",
-    "mapping_depends_on_wavelength",
+    "mapping_and_wavelength_check",
     "pixel_offset_to_sky",
 ]
 
 #: Largest change (pixels) of the mapping across wavelength still treated as constant.
 WAVELENGTH_TOLERANCE = 1e-3
+
+
+def _map(reference, member, x, y, plane):
+    ra, dec, lam = reference.meta.wcs(x, y, np.full(np.shape(x), float(plane)), with_bounding_box=False)
+    xm, ym, _ = member.meta.wcs.invert(ra, dec, lam, with_bounding_box=False)
+    return np.asarray(xm, float), np.asarray(ym, float)
 
 
 def reference_to_member_pixels(reference, member, *, shift=(0.0, 0.0), plane=None):
@@ -42,23 +48,37 @@ def reference_to_member_pixels(reference, member, *, shift=(0.0, 0.0), plane=Non
     nwave, ny, nx = reference.data.shape
     plane = nwave // 2 if plane is None else plane
     y, x = np.mgrid[:ny, :nx].astype(float)
+    return _map(reference, member, x + shift[0], y + shift[1], plane)
+
+
+def mapping_and_wavelength_check(reference, member):
+    """The mapping at the middle plane, and whether it changes across wavelength, in one call.
+
+    Returns
+    -------
+    xm, ym : ndarray, shape (ny_ref, nx_ref)
+        As :func:`reference_to_member_pixels` at the middle plane.
+    varies : bool
+        True if the mapping at the corners and centre of the grid differs between the first and
+        last planes by more than ``WAVELENGTH_TOLERANCE`` pixels.
+    """
+    nwave, ny, nx = reference.data.shape
+    y, x = np.mgrid[:ny, :nx].astype(float)
+    cx = np.array([0.0, nx - 1.0, 0.0, nx - 1.0, (nx - 1) / 2])
+    cy = np.array([0.0, 0.0, ny - 1.0, ny - 1.0, (ny - 1) / 2])
+    planes = np.concatenate([np.full(x.size, nwave // 2), np.zeros(5), np.full(5, nwave - 1)])
     ra, dec, lam = reference.meta.wcs(
-        x + shift[0], y + shift[1], np.full(x.shape, float(plane)), with_bounding_box=False
+        np.concatenate([x.ravel(), cx, cx]),
+        np.concatenate([y.ravel(), cy, cy]),
+        planes.astype(float),
+        with_bounding_box=False,
     )
     xm, ym, _ = member.meta.wcs.invert(ra, dec, lam, with_bounding_box=False)
-    return np.asarray(xm, float), np.asarray(ym, float)
-
-
-def mapping_depends_on_wavelength(reference, member):
-    """True if the reference-to-member mapping changes between the first and last planes."""
-    nwave = reference.data.shape[0]
-    if nwave < 2:
-        return False
-    x0, y0 = reference_to_member_pixels(reference, member, plane=0)
-    x1, y1 = reference_to_member_pixels(reference, member, plane=nwave - 1)
-    with np.errstate(invalid="ignore"):
-        worst = np.nanmax(np.abs(np.concatenate([(x1 - x0).ravel(), (y1 - y0).ravel()])))
-    return bool(worst > WAVELENGTH_TOLERANCE)
+    xm, ym = np.asarray(xm, float), np.asarray(ym, float)
+    n = x.size
+    change = np.concatenate([xm[n + 5 :] - xm[n : n + 5], ym[n + 5 :] - ym[n : n + 5]])
+    varies = nwave > 1 and bool(np.max(np.abs(change)) > WAVELENGTH_TOLERANCE)
+    return xm[:n].reshape(ny, nx), ym[:n].reshape(ny, nx), varies
 
 
 def pixel_offset_to_sky(reference, offset):

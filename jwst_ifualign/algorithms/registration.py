@@ -3,21 +3,29 @@
 Each backend wraps one library function and converts its output into
 :class:`~jwst_ifualign.algorithms.offset.Offset` in exactly one place:
 
-==================== ======================================================== =================
-method               library call                                             uncertainty
-==================== ======================================================== =================
-``chi2``             ``image_registration.chi2_shift(ref, img, err=...)``     chi2 surface
-``dft``              ``image_registration.register_images(ref, img, usfac)``  none (NaN)
-``cross_correlation`` ``image_registration.cross_correlation_shifts(ref, img)`` none (NaN)
-``centroid``         flux-weighted centroid difference (``numpy``)             from ERR
-==================== ======================================================== =================
+===================== =========================================================== ============
+method                library call                                                uncertainty
+===================== =========================================================== ============
+``chi2``              ``image_registration.chi2_shifts.chi2n_map`` (chi2_shift's   chi2 Hessian
+                      chi2 surface) + quadratic fit of its minimum
+``dft``               ``image_registration.register_images(ref, img, usfac)``     none (NaN)
+``cross_correlation`` ``image_registration.cross_correlation_shifts(ref, img)``   none (NaN)
+``centroid``          flux-weighted centroid difference (``numpy``)               from ERR
+===================== =========================================================== ============
 
-Both images are prepared the same way before any backend sees them: only pixels valid in both
-(finite data, finite positive error) are kept, each image has the median of those pixels
-subtracted, every other pixel is set to zero, and the images are zero-padded to even sizes with a
-margin, so that NaN borders, backgrounds, FFT wrap-around and odd sizes do not bias the result.
-Zero-padding to even sizes is also the fix for ``cross_correlation_shifts``' half-pixel error on
-odd-length axes (see ``tests/test_registration.py::test_library_defect_odd_sizes``).
+How both images are prepared (:func:`measure_offset`):
+
+1. Only pixels valid in both (finite data, finite positive error) can be used.
+2. One smooth window multiplies both images, moved with the current estimate of the shift in
+   the second image, so that the two windowed images are shifted copies of each other and the
+   window's edges (footprint edges through extended emission) cannot pull the result toward
+   zero. Each image has its median over the window subtracted.
+3. Both are zero-padded to even sizes with a margin (no FFT wrap-around; and the fix for
+   ``cross_correlation_shifts``' +0.5 px error on odd-length axes, see
+   ``tests/test_registration.py::test_library_defect_odd_sizes_and_fix``).
+4. The second image is moved back by the current estimate (Fourier shift), so each backend
+   measures only a small residual, where peak fits are unbiased; the estimate is updated and
+   steps 2-4 repeat until it changes by less than ``tolerance``.
 
 This module knows nothing about datamodels or WCS: inputs are 2-D arrays of shape (ny, nx).
 """
@@ -34,7 +42,8 @@ from .offset import Offset
 with warnings.catch_warnings():
     # image_registration imports astropy's deprecated TestRunner at import time.
     warnings.simplefilter("ignore")
-    from image_registration import chi2_shift, cross_correlation_shifts, register_images
+    from image_registration import cross_correlation_shifts, register_images
+    from image_registration.chi2_shifts import chi2n_map
 
 __all__ = ["METHODS", "RegistrationError", "measure_offset", "resolution"]
 
@@ -43,9 +52,6 @@ METHODS = ("chi2", "dft", "cross_correlation", "centroid")
 
 #: Upsampling of register_images when none is given (precision 0.01 px, ~10 ms on 64x64).
 DFT_UPSAMPLE_DEFAULT = 100
-
-#: Finest step of chi2_shift(upsample_factor='auto') on a well-measured peak (512/2 zoom).
-_CHI2_AUTO_STEP = 1.0 / 256
 
 #: Radius (pixels) of the aperture around the brightest source for ``method="centroid"``.
 CENTROID_RADIUS = 5.0
@@ -71,7 +77,7 @@ def _check_pair(reference, image, reference_err, image_err):
     valid_img = np.isfinite(image)
     err = None
     if reference_err is not None or image_err is not None:
-        # chi2_shift takes one error image, for the difference of the two images.
+        # One error level for the difference of the two images.
         re = np.zeros_like(reference) if reference_err is None else np.asarray(reference_err, float)
         ie = np.zeros_like(image) if image_err is None else np.asarray(image_err, float)
         if reference_err is not None:
@@ -148,10 +154,10 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=N
     i = np.where(inside_img, (img - b_img) * w_img, 0.0)
     e = None
     if err is not None:
-        # One error level for the whole window: chi2_shift weights by 1/err**2 in the reference
-        # frame, so any structure in the error map (such as a step at the member's footprint
-        # edge) would be stationary while the content moves, and bias the result (0.013 px on
-        # the simulated MIRI scene).
+        # One error level for the whole window: chi2 weights by 1/err**2 in the reference frame,
+        # so any structure in the error map (such as a step at the member's footprint edge)
+        # would be stationary while the content moves, and bias the result (0.013 px on the
+        # simulated MIRI scene).
         e = np.full(ref.shape, float(np.median(err[inside_ref])))
     return r, i, e
 
@@ -180,20 +186,40 @@ def _pad_even(arrays, margin, fill_values):
 
 
 def _chi2(ref, img, err, *, upsample_factor):
-    # upsample_factor='auto' zooms on the 1-sigma region of the chi2 surface, so both the shift
-    # and its error resolve far below a pixel; a fixed factor quantises both (errors of 0.0 px).
-    if err is None:
-        err = np.ones_like(ref)
-    dx, dy, ex, ey = chi2_shift(
-        ref,
-        img,
-        err=err,
-        upsample_factor="auto" if upsample_factor is None else upsample_factor,
-        boundary="wrap",
-        zeromean=False,
-        return_error=True,
-    )
-    return Offset(float(dx), float(dy), float(ex), float(ey))
+    """Minimum of image_registration's chi2 map, refined by a quadratic fit; errors from its curvature.
+
+    ``chi2n_map`` gives chi2(s) = sum((ref(p) - img(p + s))**2) / err**2 at every whole-pixel
+    shift s. A quadratic fitted to the 3x3 values around the minimum gives the sub-pixel
+    minimum and the Hessian H, whose covariance ``2 H**-1`` is the 1-sigma uncertainty. The
+    caller moves ``img`` by its current estimate first, so the minimum sits near zero shift,
+    where the quadratic is exact. (``chi2_shift`` instead zooms on the surface with a Fourier
+    interpolation: 20-50 ms a call, quantised results, and errors from the two-parameter
+    delta-chi2 = 2.3 contour, 1.5 times the 1-sigma error.)
+    """
+    sigma = 1.0 if err is None else float(np.median(err))
+    chi2 = chi2n_map(ref, img, err=sigma, boundary="wrap")
+    ny, nx = chi2.shape
+    # Zero shift sits at this index (as in chi2_shift; checked by injecting shifts in the tests).
+    ycen, xcen = ny // 2 - (1 if ny % 2 == 0 else 0), nx // 2 - (1 if nx % 2 == 0 else 0)
+    iy, ix = np.unravel_index(np.argmin(chi2), chi2.shape)
+    iy = int(np.clip(iy, 1, ny - 2))
+    ix = int(np.clip(ix, 1, nx - 2))
+    patch = chi2[iy - 1 : iy + 2, ix - 1 : ix + 2]
+    v, u = np.mgrid[-1:2, -1:2]
+    design = np.stack([np.ones(9), u.ravel(), v.ravel(), u.ravel() ** 2, (u * v).ravel(), v.ravel() ** 2], 1)
+    a0, bx, by, cxx, cxy, cyy = np.linalg.lstsq(design, patch.ravel(), rcond=None)[0]
+    hessian = np.array([[2 * cxx, cxy], [cxy, 2 * cyy]])
+    try:
+        step = np.linalg.solve(hessian, [-bx, -by])
+        cov = 2.0 * np.linalg.inv(hessian)
+    except np.linalg.LinAlgError:
+        raise RegistrationError("the chi2 surface has no minimum (no signal?)") from None
+    if not (np.all(np.diag(cov) > 0) and np.all(np.abs(step) <= 1.0)):
+        raise RegistrationError("the chi2 surface has no well-defined minimum (no signal?)")
+    # The map's lag runs opposite to our convention (chi2_shift returns -(index - centre)).
+    dx = -(ix - xcen + step[0])
+    dy = -(iy - ycen + step[1])
+    return Offset(float(dx), float(dy), float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1])))
 
 
 def _dft(ref, img, err, *, upsample_factor):
@@ -210,18 +236,14 @@ def _fourier_shift(image, dx, dy):
     return np.real(np.fft.ifft2(np.fft.fft2(image) * ramp))
 
 
-def _cross_correlation(ref, img, err, *, upsample_factor, iterations=2):
-    """cross_correlation_shifts, refined.
+def _cross_correlation(ref, img, err, *, upsample_factor):
+    """cross_correlation_shifts; without an error image it returns only (dx, dy).
 
-    The library fits a quadratic to the 3x3 correlation peak, which is biased by up to ~0.03 px
-    for sub-pixel shifts; the bias vanishes as the shift goes to zero. So the image is moved back
-    by the current estimate (Fourier shift) and the residual measured again, ``iterations``
-    times. Without an error image the library returns only (dx, dy).
+    Its 3x3 peak fit is biased by up to ~0.05 px for sub-pixel shifts, vanishing as the shift
+    goes to zero; the caller moves ``img`` by its current estimate first, so only a small
+    residual is measured.
     """
     dx, dy = cross_correlation_shifts(ref, img, zeromean=False)
-    for _ in range(iterations):
-        rx, ry = cross_correlation_shifts(ref, _fourier_shift(img, -dx, -dy), zeromean=False)
-        dx, dy = dx + rx, dy + ry
     return Offset(float(dx), float(dy))
 
 
@@ -275,23 +297,27 @@ def resolution(method, upsample_factor=None):
     A floor for reported uncertainties: below it, a method's own error and the scatter of its
     results say nothing (they come out as exactly zero).
     """
-    if method == "chi2":
-        step = _CHI2_AUTO_STEP if upsample_factor is None else 1.0 / upsample_factor
-    elif method == "dft":
+    if method == "dft":
         step = 1.0 / (DFT_UPSAMPLE_DEFAULT if upsample_factor is None else upsample_factor)
     else:
         step = 0.0
     return step / np.sqrt(12.0)
 
 
-def _run_backend(method, ref, img, err, *, upsample_factor, margin):
+def _run_backend(method, ref, img, err, *, current, upsample_factor, margin):
+    """Pad, move ``img`` back by ``current`` (FFT methods), measure, and add ``current`` back."""
     fill_err = None if err is None else float(np.max(err))
     ref, img, err = _pad_even([ref, img, err], margin, [0.0, 0.0, fill_err])
+    moved = method != "centroid" and (current[0] != 0.0 or current[1] != 0.0)
+    if moved:
+        img = _fourier_shift(img, -current[0], -current[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         offset = _BACKENDS[method](ref, img, err, upsample_factor=upsample_factor)
     if not (np.isfinite(offset.dx) and np.isfinite(offset.dy)):
         raise RegistrationError(f"method {method!r} returned a non-finite shift {offset[:2]}")
+    if moved:
+        offset = Offset(offset.dx + current[0], offset.dy + current[1], offset.dx_err, offset.dy_err)
     return offset
 
 
@@ -321,9 +347,8 @@ def measure_offset(
         1-sigma errors of the images, same units. Used by ``chi2`` (uncertainties) and
         ``centroid``; pixels with non-finite or non-positive errors are ignored.
     upsample_factor : int, optional
-        Upsampling of the correlation peak (1 / precision in pixels) for ``chi2`` and ``dft``.
-        None: ``chi2`` adapts it to its 1-sigma region (``chi2_shift(upsample_factor='auto')``),
-        ``dft`` uses ``DFT_UPSAMPLE_DEFAULT``.
+        Upsampling of the DFT for ``dft`` (precision 1/upsample_factor px); None uses
+        ``DFT_UPSAMPLE_DEFAULT``. The other methods are not quantised.
     taper : float
         Width in pixels of the cosine edge of the window applied to both images.
     initial : tuple of float, optional
@@ -364,7 +389,9 @@ def measure_offset(
         aperture = (*_brightest_source(ref, valid_ref), CENTROID_RADIUS)
     for _ in range(int(max_iterations) + 1):
         r, i, e = _windowed_pair(ref, img, err, valid_ref, valid_img, current, taper, aperture)
-        offset = _run_backend(method, r, i, e, upsample_factor=upsample_factor, margin=margin)
+        offset = _run_backend(
+            method, r, i, e, current=current, upsample_factor=upsample_factor, margin=margin
+        )
         change = np.hypot(offset.dx - current[0], offset.dy - current[1])
         current = (offset.dx, offset.dy)
         if change < tolerance:

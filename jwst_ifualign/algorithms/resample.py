@@ -32,6 +32,8 @@ __all__ = [
     "gather_nearest",
     "resample_cube",
     "resample_image",
+    "translate_cube",
+    "translate_nearest",
 ]
 
 
@@ -230,3 +232,148 @@ def gather_nearest(values, footprint, fill):
     idx = np.where(footprint.nearest >= 0, footprint.nearest, 0)
     out = np.where(footprint.nearest >= 0, flat[:, idx], fill)
     return out.reshape(nwave, *footprint.out_shape).astype(values.dtype)
+
+
+def _embed(arr, ix, iy, out_shape, lo, n_taps):
+    """``B[..., y, x] = arr[..., y + iy + lo, x + ix + lo]`` (zero outside ``arr``).
+
+    Shape ``(nwave, ny_out + n_taps - 1, nx_out + n_taps - 1)``: the inputs of every tap.
+    """
+    nwave, ny_in, nx_in = arr.shape
+    ny, nx = out_shape[0] + n_taps - 1, out_shape[1] + n_taps - 1
+    out = np.zeros((nwave, ny, nx), np.float32)
+    y0, x0 = iy + lo, ix + lo
+    ys, xs = max(0, -y0), max(0, -x0)
+    ye, xe = min(ny, ny_in - y0), min(nx, nx_in - x0)
+    if ys < ye and xs < xe:
+        out[:, ys:ye, xs:xe] = arr[:, ys + y0 : ye + y0, xs + x0 : xe + x0]
+    return out
+
+
+def _separable(embedded, wx, wy, out_shape):
+    """Apply taps ``wx`` along x then ``wy`` along y to an embedded array (see ``_embed``)."""
+    ny, nx = out_shape
+    tmp = embedded[:, :, 0:nx] * wx[0]
+    for i in range(1, len(wx)):
+        tmp += embedded[:, :, i : i + nx] * wx[i]
+    out = tmp[:, 0:ny, :] * wy[0]
+    for j in range(1, len(wy)):
+        out += tmp[:, j : j + ny, :] * wy[j]
+    return out
+
+
+def _taps(kernel, frac):
+    """(first offset, weights) of a 1-D kernel sampling at fractional position ``frac``."""
+    if kernel == "bicubic":
+        return -1, _keys(frac - np.arange(-1, 3)).astype(np.float32)
+    return 0, np.array([1.0 - frac, frac], np.float32)
+
+
+def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic", min_weight=0.5):
+    """Resample a cube whose mapping onto the output grid is a pure translation.
+
+    Gives the result of ``resample_cube`` with ``bilinear_footprint(x + tx, y + ty)`` (same
+    kernel, bilinear fallback, renormalisation and error propagation) much faster: the kernel
+    weights are the same at every pixel, so interpolation is a separable filter applied to
+    whole planes by slicing, and where a spaxel's validity does not change with wavelength (the
+    footprint) the renormalisation is a 2-D computation. Only output spaxels whose support
+    holds voxels valid in some planes and not others take the per-voxel path.
+
+    Parameters
+    ----------
+    data, err : ndarray, shape (nwave, ny_in, nx_in)
+        Surface brightness and its 1-sigma error.
+    valid : ndarray of bool, shape (nwave, ny_in, nx_in)
+        Voxels that may contribute.
+    shift : tuple of float
+        ``(tx, ty)``: output pixel (x, y) samples the input at (x + tx, y + ty).
+    out_shape : tuple of int
+        ``(ny_out, nx_out)``.
+    kernel, min_weight
+        As for :func:`resample_cube`.
+
+    Returns
+    -------
+    data_out, err_out : ndarray of float32, shape (nwave, ny_out, nx_out)
+    valid_out : ndarray of bool, shape (nwave, ny_out, nx_out)
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    tx, ty = float(shift[0]), float(shift[1])
+    ix, iy = int(np.floor(tx)), int(np.floor(ty))
+    nwave = data.shape[0]
+
+    always = valid.all(axis=0)[None]
+    mixed = (valid.any(axis=0) & ~always[0])[None]
+    vd = np.where(valid, data, 0.0).astype(np.float32)
+    ve = np.where(valid, err, 0.0).astype(np.float32) ** 2
+
+    def filtered(kind, arrays_and_squares):
+        lo, wx = _taps(kind, tx - ix)
+        _, wy = _taps(kind, ty - iy)
+        n = len(wx)
+        ones = np.ones(n, np.float32)
+        out = []
+        for arr, how in arrays_and_squares:
+            emb = _embed(arr, ix, iy, out_shape, lo, n)
+            if how == "count":
+                out.append(_separable(emb, ones, ones, out_shape)[0])
+            elif how == "square":
+                out.append(_separable(emb, wx**2, wy**2, out_shape))
+            else:
+                out.append(_separable(emb, wx, wy, out_shape))
+        return n, out
+
+    # Bilinear pass: the fallback everywhere, renormalised by the 2-D weight of valid inputs.
+    _, (w_lin, n_mixed_lin, d_lin, e2_lin) = filtered(
+        "bilinear", [(always, "weight"), (mixed, "count"), (vd, "weight"), (ve, "square")]
+    )
+    w_lin = w_lin[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        data_out = d_lin / w_lin
+        err_out = np.sqrt(e2_lin) / w_lin
+    use = (w_lin >= min_weight) & (n_mixed_lin < 0.5)
+    per_voxel = n_mixed_lin > 0.5
+    if kernel == "bicubic":
+        n, (n_always, n_mixed, d_cub, e2_cub) = filtered(
+            "bicubic", [(always, "count"), (mixed, "count"), (vd, "weight"), (ve, "square")]
+        )
+        full = (n_always > n * n - 0.5) & (n_mixed < 0.5)
+        data_out[:, full] = d_cub[:, full]  # weights sum to one: no renormalisation
+        err_out[:, full] = np.sqrt(e2_cub[:, full])
+        per_voxel |= (n_mixed > 0.5) & ~full & (w_lin > 0)
+    data_out[:, ~use] = np.nan
+    err_out[:, ~use] = np.nan
+    valid_out = np.broadcast_to(use[None], (nwave, *out_shape)).copy()
+
+    if per_voxel.any():
+        py, px = np.nonzero(per_voxel)
+        footprint = bilinear_footprint(px + tx, py + ty, data.shape[1:])
+        d, e, v = resample_cube(data, err, valid, footprint, min_weight=min_weight, kernel=kernel)
+        data_out[:, py, px] = d
+        err_out[:, py, px] = e
+        valid_out[:, py, px] = v
+    return data_out.astype(np.float32), err_out.astype(np.float32), valid_out
+
+
+def translate_nearest(values, shift, out_shape, fill):
+    """Nearest-neighbour translation of an integer cube (DQ bits): ``out(p) = in(p + round(t))``.
+
+    Parameters
+    ----------
+    values : ndarray, shape (nwave, ny_in, nx_in)
+    shift : tuple of float
+        ``(tx, ty)`` as for :func:`translate_cube`.
+    out_shape : tuple of int
+    fill : int
+        Value outside the input.
+    """
+    ix, iy = int(np.rint(shift[0])), int(np.rint(shift[1]))
+    nwave, ny_in, nx_in = values.shape
+    ny, nx = out_shape
+    out = np.full((nwave, ny, nx), fill, values.dtype)
+    ys, xs = max(0, -iy), max(0, -ix)
+    ye, xe = min(ny, ny_in - iy), min(nx, nx_in - ix)
+    if ys < ye and xs < xe:
+        out[:, ys:ye, xs:xe] = values[:, ys + iy : ye + iy, xs + ix : xe + ix]
+    return out
