@@ -33,7 +33,7 @@ from .exceptions import InputError, ParameterError
 from .inputs import check_compatible
 from .wcs_mapping import (
     mapping_and_wavelength_check,
-    pixel_offset_to_sky,
+    pixel_offsets_to_sky,
     reference_to_member_pixels,
 )
 
@@ -247,10 +247,9 @@ def _measure(members, ref_index, placements, options, planes, chunks):
             )
             continue
         results.append(MemberResult(name, off, off, "", measurement=measurement))
-    for r in results:
-        r.ra_offset, r.dec_offset, r.ra_offset_err, r.dec_offset_err = pixel_offset_to_sky(
-            ref, r.applied
-        )
+    sky = pixel_offsets_to_sky(ref, [r.applied for r in results])
+    for r, (ra, dec, ra_err, dec_err) in zip(results, sky, strict=True):
+        r.ra_offset, r.dec_offset, r.ra_offset_err, r.dec_offset_err = ra, dec, ra_err, dec_err
     return results
 
 

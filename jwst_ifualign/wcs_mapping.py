@@ -14,7 +14,7 @@ from astropy.coordinates import SkyCoord
 __all__ = [
     "reference_to_member_pixels",
     "mapping_and_wavelength_check",
-    "pixel_offset_to_sky",
+    "pixel_offsets_to_sky",
 ]
 
 #: Largest change (pixels) of the mapping across wavelength still treated as constant.
@@ -81,41 +81,47 @@ def mapping_and_wavelength_check(reference, member):
     return xm[:n].reshape(ny, nx), ym[:n].reshape(ny, nx), varies
 
 
-def pixel_offset_to_sky(reference, offset):
-    """Convert a pixel offset into cube_build's offset_file correction.
+def pixel_offsets_to_sky(reference, offsets):
+    """Convert pixel offsets into cube_build's offset_file corrections.
 
     Parameters
     ----------
     reference : IFUCubeModel
-        The reference cube (its WCS defines the pixel grid of ``offset``).
-    offset : Offset
-        Offset of a member in reference pixels (package convention).
+        The reference cube (its WCS defines the pixel grid of ``offsets``).
+    offsets : sequence of Offset
+        Offsets of members in reference pixels (package convention).
 
     Returns
     -------
-    ra_offset, dec_offset, ra_err, dec_err : float
-        Arcsec on the sky (RA offset times cos Dec): the correction that, ADDED to the member's
-        coordinates (``SkyCoord.spherical_offsets_by``, as cube_build applies it), lines the
-        member up with the reference. The member shows a reference feature at pixel
-        ``p + (dx, dy)``, i.e. at the sky position the reference grid gives ``p + (dx, dy)``;
-        the correction moves that position back onto the reference's ``p``.
+    list of (ra_offset, dec_offset, ra_err, dec_err)
+        Arcsec on the sky (RA offset times cos Dec), one tuple per offset: the correction that,
+        ADDED to the member's coordinates (``SkyCoord.spherical_offsets_by``, as cube_build
+        applies it), lines the member up with the reference. The member shows a reference
+        feature at pixel ``p + (dx, dy)``, i.e. at the sky position the reference grid gives
+        ``p + (dx, dy)``; the correction moves that position back onto the reference's ``p``.
     """
     nwave, ny, nx = reference.data.shape
     xc, yc, zc = (nx - 1) / 2.0, (ny - 1) / 2.0, float(nwave // 2)
-    xs = np.array([xc, xc + offset.dx, xc + 1.0, xc])
-    ys = np.array([yc, yc + offset.dy, yc, yc + 1.0])
-    ra, dec, _ = reference.meta.wcs(xs, ys, np.full(4, zc), with_bounding_box=False)
+    dx = np.array([o.dx for o in offsets], float)
+    dy = np.array([o.dy for o in offsets], float)
+    xs = np.concatenate([[xc, xc + 1.0, xc], xc + dx])
+    ys = np.concatenate([[yc, yc, yc + 1.0], yc + dy])
+    ra, dec, _ = reference.meta.wcs(xs, ys, np.full(xs.size, zc), with_bounding_box=False)
     points = SkyCoord(ra * u.deg, dec * u.deg)
-    dra, ddec = points[1].spherical_offsets_to(points[0])
+    centre = points[0]
+    dra, ddec = points[3:].spherical_offsets_to(centre)
     # Jacobian (arcsec per pixel) for the errors, which mix under a rotated grid.
-    jx = points[0].spherical_offsets_to(points[2])
-    jy = points[0].spherical_offsets_to(points[3])
+    jx = centre.spherical_offsets_to(points[1])
+    jy = centre.spherical_offsets_to(points[2])
     jac = np.array(
         [
             [jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
             [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)],
         ]
     )
-    ra_err = float(np.hypot(jac[0, 0] * offset.dx_err, jac[0, 1] * offset.dy_err))
-    dec_err = float(np.hypot(jac[1, 0] * offset.dx_err, jac[1, 1] * offset.dy_err))
-    return float(dra.to_value(u.arcsec)), float(ddec.to_value(u.arcsec)), ra_err, dec_err
+    out = []
+    for k, o in enumerate(offsets):
+        ra_err = float(np.hypot(jac[0, 0] * o.dx_err, jac[0, 1] * o.dy_err))
+        dec_err = float(np.hypot(jac[1, 0] * o.dx_err, jac[1, 1] * o.dy_err))
+        out.append((float(dra[k].to_value(u.arcsec)), float(ddec[k].to_value(u.arcsec)), ra_err, dec_err))
+    return out

@@ -50,9 +50,12 @@ def combine_cubes(data, err, valid, *, method="weighted_mean"):
     covered = count > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         if method == "weighted_mean":
-            w = np.where(valid, 1.0 / np.where(valid, err, 1.0).astype(np.float64) ** 2, 0.0)
+            w = np.where(valid, err, np.inf).astype(np.float32)
+            np.multiply(w, w, out=w)
+            np.divide(1.0, w, out=w)  # 1/err**2, zero where not valid
             wsum = w.sum(axis=0)
-            out = (w * np.where(valid, data, 0.0)).sum(axis=0) / wsum
+            w *= np.where(valid, data, 0.0)
+            out = w.sum(axis=0) / wsum
             out_err = 1.0 / np.sqrt(wsum)
         else:
             e2 = (np.where(valid, err, 0.0).astype(np.float64) ** 2).sum(axis=0)

@@ -170,15 +170,29 @@ def _weighted_mean(image, weight):
     return float(np.sum(np.where(weight > 0, image, 0.0) * weight) / total)
 
 
-def _pad_even(arrays, margin, fill_values):
-    """Zero-pad 2-D arrays by ``margin`` on every side and to even lengths on both axes.
+def _fast_even_length(n):
+    """Smallest even length >= n whose FFT is fast (factors 2, 3, 5 only)."""
+    n = n + n % 2
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 2
 
-    The padding is added after the data (high index side) for the evenness part so that pixel
-    indices of the data are unchanged up to the constant ``margin``, which cancels in a shift.
+
+def _pad_even(arrays, margin, fill_values):
+    """Zero-pad 2-D arrays by at least ``margin`` on every side, to even, FFT-friendly lengths.
+
+    The extra padding goes after the data (high index side), so pixel indices of the data are
+    unchanged up to the constant ``margin``, which cancels in a shift.
     """
     ny, nx = arrays[0].shape
-    pad_y = (margin, margin + (ny + 2 * margin) % 2)
-    pad_x = (margin, margin + (nx + 2 * margin) % 2)
+    ty, tx = _fast_even_length(ny + 2 * margin), _fast_even_length(nx + 2 * margin)
+    pad_y = (margin, ty - ny - margin)
+    pad_x = (margin, tx - nx - margin)
     return [
         None if a is None else np.pad(a, (pad_y, pad_x), constant_values=f)
         for a, f in zip(arrays, fill_values, strict=True)
