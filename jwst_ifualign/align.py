@@ -19,7 +19,14 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from .algorithms.collapse import chunk_bounds
 from .algorithms.combine import COMBINE_METHODS, combine_cubes
-from .algorithms.measure import MemberMeasurement, Placement, measure_member, translation_of
+from .algorithms.measure import (
+    MemberMeasurement,
+    Placement,
+    measure_placed,
+    place_images,
+    translation_of,
+)
+from .algorithms.solve import PairMeasurement, solve_pairs
 from .algorithms.offset import Offset
 from .algorithms.registration import METHODS, RegistrationError
 from .algorithms.resample import (
@@ -48,6 +55,13 @@ NON_SCIENCE = dqflags.pixel["NON_SCIENCE"]
 FLAG_REFERENCE = "reference"
 FLAG_MAX_SHIFT = "rejected_max_shift"
 FLAG_NOT_MEASURED = "not_measured"
+FLAG_LOW_SNR = "rejected_low_snr"
+
+#: Ways to turn measurements into offsets (``AlignOptions.solution``).
+SOLUTIONS = ("pairs", "reference")
+
+#: Reduced chi-square of the chunk offsets above which a warning is logged (p ~ 1e-3 for 4 dof).
+CHUNK_CHI2_WARN = 4.6
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,8 @@ class AlignOptions:
     combine: str = "weighted_mean"
     reference: int = 0
     max_shift: float = 3.0
+    min_snr: float = 5.0
+    solution: str = "pairs"
     kernel: str = "bicubic"
     chunk_size: int = 256
 
@@ -109,6 +125,7 @@ class AlignResult:
     wavelengths: np.ndarray
     measure_planes: tuple
     chunk_planes: list = field(default_factory=list)
+    pair_fit: object = None
 
 
 def _valid(model, z0, z1):
@@ -133,6 +150,10 @@ def check_options(options, wavelengths):
     if options.combine not in COMBINE_METHODS:
         raise ParameterError(
             f"combine must be one of {', '.join(COMBINE_METHODS)}; got {options.combine!r}"
+        )
+    if options.solution not in SOLUTIONS:
+        raise ParameterError(
+            f"solution must be one of {', '.join(SOLUTIONS)}; got {options.solution!r}"
         )
     nwave = wavelengths.size
     if options.slice is not None:
@@ -199,58 +220,187 @@ def _placement(reference, member):
     return Placement(bilinear_footprint(xm, ym, shape), translation_of(xm, ym), shape), varies
 
 
-def _measure(members, ref_index, placements, options, planes, chunks):
-    """Measure every member against the reference; returns a list of MemberResult."""
+def peak_snr(image, err):
+    """Peak signal-to-noise of a collapsed image: max of (image - median) / err over valid pixels."""
+    ok = np.isfinite(image) & np.isfinite(err) & (err > 0)
+    if ok.sum() < 9:
+        return 0.0
+    return float(np.max((image[ok] - np.median(image[ok])) / err[ok]))
+
+
+def _direct(ref_images, placed, residual, placement, name, options):
+    """Measure one member against the reference; returns (MemberMeasurement or None, flag)."""
+    snr = peak_snr(*placed[0])
+    if snr < options.min_snr:
+        log.warning(
+            "Member %s: peak S/N %.1f of its collapsed image is below min_snr=%g; it is "
+            "combined with its WCS alone.",
+            name,
+            snr,
+            options.min_snr,
+        )
+        return None, FLAG_LOW_SNR
+    try:
+        measurement = measure_placed(
+            ref_images,
+            placed,
+            residual,
+            method=options.method,
+            upsample_factor=options.upsample_factor,
+            native_grid=placement.translation is not None,
+        )
+    except RegistrationError as exc:
+        log.warning(
+            "Member %s: offset not measured (%s); it is combined with its WCS alone.", name, exc
+        )
+        return None, FLAG_NOT_MEASURED
+    return measurement, ""
+
+
+def _rejected_by_max_shift(name, off, max_shift):
+    if np.hypot(off.dx, off.dy) <= max_shift:
+        return False
+    log.warning(
+        "Member %s: measured shift (%.3f, %.3f) px exceeds max_shift=%g px; it is combined "
+        "with its WCS alone.",
+        name,
+        off.dx,
+        off.dy,
+        max_shift,
+    )
+    return True
+
+
+def _warn_chunks(name, measurement, chunks, wavelengths):
+    if measurement is None or not measurement.chunk_chi2 > CHUNK_CHI2_WARN:
+        return
+    ranges = ", ".join(
+        f"{wavelengths[a]:.3f}-{wavelengths[b - 1]:.3f} um: ({c.dx:+.3f}, {c.dy:+.3f})"
+        for (a, b), c in zip(chunks, measurement.chunks, strict=True)
+    )
+    log.warning(
+        "Member %s: offsets of the wavelength chunks disagree beyond their errors (reduced "
+        "chi2 %.1f): %s. The WCS may be wrong or the offset may change with wavelength.",
+        name,
+        measurement.chunk_chi2,
+        ranges,
+    )
+
+
+def _measure(members, ref_index, placements, options, planes, chunks, wavelengths):
+    """Measure every member's offset; returns (list of MemberResult, PairFit or None)."""
     ref = members.models[ref_index]
-    ref_images = _white_light(ref, planes, chunks, options.chunk_size)
-    results = []
-    for i, (model, name) in enumerate(zip(members.models, members.names, strict=True)):
+    ref_shape = ref.data.shape[1:]
+    placed, residuals = [], []
+    for model, placement in zip(members.models, placements, strict=True):
+        images = _white_light(model, planes, chunks, options.chunk_size)
+        p, f = place_images(images, placement, ref_shape)
+        placed.append(p)
+        residuals.append(f)
+
+    zero = Offset(0.0, 0.0, 0.0, 0.0)
+    nan = Offset(np.nan, np.nan)
+    results, measurements = [], {}
+    for i, name in enumerate(members.names):
         if i == ref_index:
-            zero = Offset(0.0, 0.0, 0.0, 0.0)
             results.append(MemberResult(name, zero, zero, FLAG_REFERENCE))
             continue
-        placement = placements[i]
-        images = _white_light(model, planes, chunks, options.chunk_size)
-        if len(ref_images) != len(images):
-            raise AssertionError("chunking differs between members")
-        try:
-            measurement = measure_member(
-                ref_images,
-                images,
-                placement,
-                method=options.method,
-                upsample_factor=options.upsample_factor,
+        rel = (residuals[i][0] - residuals[ref_index][0], residuals[i][1] - residuals[ref_index][1])
+        m, flag = _direct(placed[ref_index], placed[i], rel, placements[i], name, options)
+        _warn_chunks(name, m, chunks, wavelengths)
+        if m is None:
+            results.append(MemberResult(name, nan, zero, flag))
+        elif _rejected_by_max_shift(name, m.offset, options.max_shift):
+            results.append(MemberResult(name, m.offset, zero, FLAG_MAX_SHIFT, measurement=m))
+        else:
+            measurements[(ref_index, i)] = m
+            results.append(MemberResult(name, m.offset, m.offset, "", measurement=m))
+
+    fit = None
+    good = [i for i, r in enumerate(results) if r.flag in ("", FLAG_REFERENCE)]
+    if options.solution == "pairs" and len(good) >= 3:
+        fit = _solve_pairs(members, ref_index, good, placed, residuals, measurements, options)
+        for i, off in zip(good, fit.offsets, strict=True):
+            if i == ref_index:
+                continue
+            r = results[i]
+            # Pairs sharing an image are correlated, and the reference's own noise enters every
+            # offset relative to it, so the fit's errors cannot be below the direct ones.
+            off = Offset(
+                off.dx, off.dy, max(off.dx_err, r.measured.dx_err), max(off.dy_err, r.measured.dy_err)
             )
-        except RegistrationError as exc:
-            log.warning(
-                "Member %s: offset not measured (%s); it is combined with its WCS alone.",
-                name,
-                exc,
-            )
-            nan = Offset(np.nan, np.nan)
-            results.append(
-                MemberResult(name, nan, Offset(0.0, 0.0, 0.0, 0.0), FLAG_NOT_MEASURED)
-            )
-            continue
-        off = measurement.offset
-        if np.hypot(off.dx, off.dy) > options.max_shift:
-            log.warning(
-                "Member %s: measured shift (%.3f, %.3f) px exceeds max_shift=%g px; it is "
-                "combined with its WCS alone.",
-                name,
-                off.dx,
-                off.dy,
-                options.max_shift,
-            )
-            results.append(
-                MemberResult(name, off, Offset(0.0, 0.0, 0.0, 0.0), FLAG_MAX_SHIFT, measurement=measurement)
-            )
-            continue
-        results.append(MemberResult(name, off, off, "", measurement=measurement))
+            if _rejected_by_max_shift(r.name, off, options.max_shift):
+                r.measured, r.applied, r.flag = off, zero, FLAG_MAX_SHIFT
+            else:
+                r.measured, r.applied = off, off
+
     sky = pixel_offsets_to_sky(ref, [r.applied for r in results])
     for r, (ra, dec, ra_err, dec_err) in zip(results, sky, strict=True):
         r.ra_offset, r.dec_offset, r.ra_offset_err, r.dec_offset_err = ra, dec, ra_err, dec_err
-    return results
+    return results, fit
+
+
+@dataclass
+class PairFit:
+    """Global least-squares solution from all pairs of accepted members.
+
+    Attributes
+    ----------
+    members : list of int
+        Indices of the members in the fit (the reference included).
+    offsets : list of Offset
+        Fitted offsets of those members.
+    residuals : list of tuple
+        ``(i, j, rx, ry, rx_sigma, ry_sigma)`` per pair (member indices, px and sigma).
+    chi2, dof : float, int
+        Chi-square of the fit and its degrees of freedom.
+    """
+
+    members: list
+    offsets: list
+    residuals: list
+    chi2: float
+    dof: int
+
+
+def _solve_pairs(members, ref_index, good, placed, residuals, measurements, options):
+    """Measure every pair of accepted members and solve their offsets together."""
+    pairs = []
+    for a, i in enumerate(good):
+        for j in good[a + 1 :]:
+            key = (i, j) if (i, j) in measurements else (j, i) if (j, i) in measurements else None
+            if key is not None:
+                m = measurements[key]
+                off = m.offset if key == (i, j) else -m.offset
+            else:
+                rel = (residuals[j][0] - residuals[i][0], residuals[j][1] - residuals[i][1])
+                try:
+                    off = measure_placed(
+                        placed[i],
+                        placed[j],
+                        rel,
+                        method=options.method,
+                        upsample_factor=options.upsample_factor,
+                    ).offset
+                except RegistrationError as exc:
+                    log.info("Pair %s / %s not measured: %s", members.names[i], members.names[j], exc)
+                    continue
+            pairs.append(PairMeasurement(good.index(i), good.index(j), off))
+    solution = solve_pairs(len(good), good.index(ref_index), pairs)
+    residuals_out = [
+        (good[a], good[b], rx, ry, sx, sy) for a, b, rx, ry, sx, sy in solution.residuals
+    ]
+    worst = max((max(abs(r[4]), abs(r[5])) for r in residuals_out), default=0.0)
+    log.info(
+        "Pairwise solution over %d members and %d pairs: chi2 %.1f for %d degrees of freedom; "
+        "largest pair residual %.1f sigma",
+        len(good),
+        len(pairs),
+        solution.chi2,
+        solution.dof,
+        worst,
+    )
+    return PairFit(good, solution.offsets, residuals_out, solution.chi2, solution.dof)
 
 
 @dataclass
@@ -384,7 +534,7 @@ def align_members(members, options):
         wavelengths[planes[1] - 1],
     )
     placements, varies = zip(*(_placement(ref, model) for model in members.models), strict=True)
-    results = _measure(members, ref_index, placements, options, planes, chunks)
+    results, pair_fit = _measure(members, ref_index, placements, options, planes, chunks, wavelengths)
     for r in results:
         m = r.measured
         log.info(
@@ -427,4 +577,5 @@ def align_members(members, options):
         wavelengths=wavelengths,
         measure_planes=planes,
         chunk_planes=chunks,
+        pair_fit=pair_fit,
     )

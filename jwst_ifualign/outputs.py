@@ -92,12 +92,36 @@ def build_output_model(reference, result, *, options, names):
         "slice": options.slice,
         "error_chunks": options.error_chunks,
         "max_shift": options.max_shift,
+        "min_snr": options.min_snr,
+        "solution": options.solution,
+        "pair_fit": _pair_fit_record(result.pair_fit, names),
         "kernel": options.kernel,
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,
         "members": [_member_record(r) for r in result.members],
     }
     return model
+
+
+def _pair_fit_record(fit, names):
+    """The pairwise solution's fit quality, for metadata (None without one)."""
+    if fit is None:
+        return None
+    return {
+        "chi2": float(fit.chi2),
+        "dof": int(fit.dof),
+        "residuals": [
+            {
+                "member_i": names[i],
+                "member_j": names[j],
+                "rx": float(rx),
+                "ry": float(ry),
+                "rx_sigma": float(sx),
+                "ry_sigma": float(sy),
+            }
+            for i, j, rx, ry, sx, sy in fit.residuals
+        ],
+    }
 
 
 def _member_record(r):
@@ -129,8 +153,10 @@ def offsets_table(result, *, options, names):
     Columns: ``member``, ``cal_file``, ``dx``, ``dy``, ``dx_err``, ``dy_err`` (reference pixels),
     ``ra_offset``, ``dec_offset``, ``ra_offset_err``, ``dec_offset_err`` (arcsec), ``applied``,
     ``flag``, ``dx_formal_err``, ``dy_formal_err``, ``dx_empirical_err``, ``dy_empirical_err``,
-    ``native_grid``, and ``dx_chunks``, ``dy_chunks`` (offset per wavelength chunk). The table's
-    ``meta`` holds the method, reference, convention and chunk wavelength ranges.
+    ``native_grid``, ``chunk_chi2`` (reduced chi-square of the chunk offsets), and
+    ``dx_chunks``, ``dy_chunks`` (offset per wavelength chunk, member against the reference).
+    The table's ``meta`` holds the method, reference, convention, chunk wavelength ranges and
+    the pairwise fit (chi2, dof, residual per pair).
     """
     nchunk = max(1, len(result.chunk_planes) if len(result.chunk_planes) > 1 else 0)
     rows = []
@@ -163,6 +189,7 @@ def offsets_table(result, *, options, names):
                 "dx_empirical_err": np.nan if m is None else m.empirical_err[0],
                 "dy_empirical_err": np.nan if m is None else m.empirical_err[1],
                 "native_grid": True if m is None else m.native_grid,
+                "chunk_chi2": np.nan if m is None else m.chunk_chi2,
                 "dx_chunks": chunks_x,
                 "dy_chunks": chunks_y,
             }
@@ -186,6 +213,7 @@ def offsets_table(result, *, options, names):
             if len(result.chunk_planes) > 1
             else [],
             "package_version": _package_version(),
+            "pair_fit": _pair_fit_record(result.pair_fit, names),
         }
     )
     return table

@@ -49,6 +49,8 @@ class IFUAlignStep(Step):
     combine = option("weighted_mean", "mean", "median", default="weighted_mean")  # Combination of aligned members: inverse-variance weighted mean (from ERR), mean or median
     reference = integer(default=0)  # Index of the reference member in the association (negative counts from the end)
     max_shift = float(min=0, default=3.0)  # Largest accepted offset in pixels; a member beyond it is combined with its WCS alone and flagged
+    min_snr = float(min=0, default=5.0)  # Smallest peak S/N of a member's collapsed image for its offset to be measured; below it the member is combined with its WCS alone and flagged
+    solution = option("pairs", "reference", default="pairs")  # pairs: every pair of members measured and all offsets solved by weighted least squares; reference: each member against the reference only
     kernel = option("bicubic", "bilinear", default="bicubic")  # Resampling kernel: bicubic (Keys; keeps the PSF sharp, bilinear at footprint edges) or bilinear
     chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)
     suffix = string(default="ifualign")  # Suffix of the combined cube file
@@ -88,6 +90,8 @@ class IFUAlignStep(Step):
             combine=self.combine,
             reference=int(self.reference),
             max_shift=float(self.max_shift),
+            min_snr=float(self.min_snr),
+            solution=self.solution,
             kernel=self.kernel,
             chunk_size=int(self.chunk_size),
         )

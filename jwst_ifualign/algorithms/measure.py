@@ -35,6 +35,8 @@ __all__ = [
     "MemberMeasurement",
     "translation_of",
     "place_image",
+    "place_images",
+    "measure_placed",
     "measure_member",
 ]
 
@@ -117,18 +119,22 @@ def _integer_shift(image, ix, iy, out_shape):
 
 @dataclass
 class MemberMeasurement:
-    """Offset of one member against the reference.
+    """Offset of one image set against another (a member against the reference, or a pair).
 
     Attributes
     ----------
     offset : Offset
-        Final offset; errors are the larger of formal and empirical.
+        Final offset; errors are the larger of formal, empirical and the method's resolution.
     formal : Offset
         Full-range measurement with the method's own error (NaN if it has none).
     empirical_err : tuple of float
         ``(ex, ey)`` from the chunk scatter, NaN with fewer than 2 chunks.
     chunks : list of Offset
         Offset of each wavelength chunk (NaN when a chunk could not be measured).
+    chunk_chi2 : float
+        Reduced chi-square of the chunk offsets about their mean, using the chunks' formal
+        errors (the larger of the two axes); NaN when the method gives no errors. Much larger
+        than one means the offset changes with wavelength beyond the noise.
     native_grid : bool
         True when measured on the native grid (translation path).
     """
@@ -137,6 +143,7 @@ class MemberMeasurement:
     formal: Offset
     empirical_err: tuple
     chunks: list = field(default_factory=list)
+    chunk_chi2: float = np.nan
     native_grid: bool = True
 
 
@@ -155,21 +162,37 @@ def _measure_one(ref_img, ref_err, placed, placed_err, residual, method, upsampl
     return Offset(s.dx - residual[0], s.dy - residual[1], s.dx_err, s.dy_err)
 
 
-def measure_member(reference_images, member_images, placement, *, method, upsample_factor):
-    """Measure the offset of a member from its full-range and chunk white-light images.
+def _chunk_chi2(chunks):
+    good = [c for c in chunks if np.isfinite(c.dx) and c.dx_err > 0 and c.dy_err > 0]
+    if len(good) < 2:
+        return np.nan
+    worst = 0.0
+    for values, errs in (
+        (np.array([c.dx for c in good]), np.array([c.dx_err for c in good])),
+        (np.array([c.dy for c in good]), np.array([c.dy_err for c in good])),
+    ):
+        w = 1.0 / errs**2
+        mean = np.sum(w * values) / np.sum(w)
+        worst = max(worst, float(np.sum(w * (values - mean) ** 2) / (len(good) - 1)))
+    return worst
+
+
+def measure_placed(reference_images, placed_images, residual, *, method, upsample_factor, native_grid=True):
+    """Measure an offset from image sets already on one grid.
 
     Parameters
     ----------
-    reference_images, member_images : list of (ndarray, ndarray)
-        ``(image, err)`` pairs, each of shape (ny, nx) on the reference grid (reference) or the
-        member's native grid (member); element 0 is the full wavelength range, the rest are the
-        chunks in wavelength order.
-    placement : Placement
-        How the member meets the reference grid.
-    method : str
-        Registration method (see :func:`~jwst_ifualign.algorithms.registration.measure_offset`).
-    upsample_factor : int
-        Upsampling factor for ``chi2`` and ``dft``.
+    reference_images, placed_images : list of (ndarray, ndarray)
+        ``(image, err)`` pairs of shape (ny, nx) on one grid; element 0 is the full wavelength
+        range, the rest are the chunks in wavelength order.
+    residual : tuple of float
+        Known fractional offset to subtract from what is measured (see :func:`place_image`;
+        for a pair of placed members i and j, ``f_j - f_i``).
+    method, upsample_factor
+        Registration method and its upsampling (see
+        :func:`~jwst_ifualign.algorithms.registration.measure_offset`).
+    native_grid : bool
+        Recorded in the result.
 
     Returns
     -------
@@ -180,18 +203,14 @@ def measure_member(reference_images, member_images, placement, *, method, upsamp
     RegistrationError
         If the full-range images cannot be registered.
     """
-    ref_shape = reference_images[0][0].shape
     results = []
-    for k, ((rimg, rerr), (mimg, merr)) in enumerate(
-        zip(reference_images, member_images, strict=True)
+    for k, ((rimg, rerr), (pimg, perr)) in enumerate(
+        zip(reference_images, placed_images, strict=True)
     ):
-        placed, placed_err, residual = place_image(mimg, merr, placement, ref_shape)
         try:
             initial = results[0] if results else None
             results.append(
-                _measure_one(
-                    rimg, rerr, placed, placed_err, residual, method, upsample_factor, initial
-                )
+                _measure_one(rimg, rerr, pimg, perr, residual, method, upsample_factor, initial)
             )
         except RegistrationError:
             if k == 0:
@@ -216,5 +235,51 @@ def measure_member(reference_images, member_images, placement, *, method, upsamp
         formal=formal,
         empirical_err=empirical,
         chunks=chunks,
+        chunk_chi2=_chunk_chi2(chunks),
+        native_grid=native_grid,
+    )
+
+
+def place_images(member_images, placement, ref_shape):
+    """Place a member's image set on the reference grid; returns (placed list, residual)."""
+    placed, residual = [], (0.0, 0.0)
+    for img, err in member_images:
+        p, pe, residual = place_image(img, err, placement, ref_shape)
+        placed.append((p, pe))
+    return placed, residual
+
+
+def measure_member(reference_images, member_images, placement, *, method, upsample_factor):
+    """Measure the offset of a member from its full-range and chunk white-light images.
+
+    Parameters
+    ----------
+    reference_images, member_images : list of (ndarray, ndarray)
+        ``(image, err)`` pairs, each of shape (ny, nx) on the reference grid (reference) or the
+        member's native grid (member); element 0 is the full wavelength range, the rest are the
+        chunks in wavelength order.
+    placement : Placement
+        How the member meets the reference grid.
+    method : str
+        Registration method (see :func:`~jwst_ifualign.algorithms.registration.measure_offset`).
+    upsample_factor : int
+        Upsampling factor for ``dft``.
+
+    Returns
+    -------
+    MemberMeasurement
+
+    Raises
+    ------
+    RegistrationError
+        If the full-range images cannot be registered.
+    """
+    placed, residual = place_images(member_images, placement, reference_images[0][0].shape)
+    return measure_placed(
+        reference_images,
+        placed,
+        residual,
+        method=method,
+        upsample_factor=upsample_factor,
         native_grid=placement.translation is not None,
     )
