@@ -40,6 +40,7 @@ from .exceptions import InputError, ParameterError
 from .inputs import check_compatible
 from .wcs_mapping import (
     mapping_and_wavelength_check,
+    member_extent,
     pixel_offsets_to_sky,
     reference_to_member_pixels,
 )
@@ -60,6 +61,9 @@ FLAG_LOW_SNR = "rejected_low_snr"
 #: Ways to turn measurements into offsets (``AlignOptions.solution``).
 SOLUTIONS = ("pairs", "reference")
 
+#: Output grids (``AlignOptions.output_grid``).
+OUTPUT_GRIDS = ("reference", "union")
+
 #: Reduced chi-square of the chunk offsets above which a warning is logged (p ~ 1e-3 for 4 dof).
 CHUNK_CHI2_WARN = 4.6
 
@@ -79,6 +83,7 @@ class AlignOptions:
     min_snr: float = 5.0
     solution: str = "pairs"
     kernel: str = "bicubic"
+    output_grid: str = "reference"
     chunk_size: int = 256
 
 
@@ -126,6 +131,7 @@ class AlignResult:
     measure_planes: tuple
     chunk_planes: list = field(default_factory=list)
     pair_fit: object = None
+    grid_origin: tuple = (0, 0)
 
 
 def _valid(model, z0, z1):
@@ -150,6 +156,10 @@ def check_options(options, wavelengths):
     if options.combine not in COMBINE_METHODS:
         raise ParameterError(
             f"combine must be one of {', '.join(COMBINE_METHODS)}; got {options.combine!r}"
+        )
+    if options.output_grid not in OUTPUT_GRIDS:
+        raise ParameterError(
+            f"output_grid must be one of {', '.join(OUTPUT_GRIDS)}; got {options.output_grid!r}"
         )
     if options.solution not in SOLUTIONS:
         raise ParameterError(
@@ -441,14 +451,18 @@ class _Resampler:
         return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
-def _resamplers(ref, members, placements, varies_list, results):
-    """One _Resampler per member, with its applied offset folded into its mapping."""
+def _resamplers(ref, members, placements, varies_list, results, origin, out_shape):
+    """One _Resampler per member, its applied offset folded into its mapping onto the output grid.
+
+    Output pixel q is reference pixel q + origin.
+    """
     resamplers = []
+    same_grid = tuple(origin) == (0, 0) and tuple(out_shape) == ref.data.shape[1:]
     for model, placement, varies, res in zip(
         members.models, placements, varies_list, results, strict=True
     ):
-        offset = (res.applied.dx, res.applied.dy)
-        if model is ref and offset == (0.0, 0.0):
+        offset = (res.applied.dx + origin[0], res.applied.dy + origin[1])
+        if model is ref and same_grid and (res.applied.dx, res.applied.dy) == (0.0, 0.0):
             resamplers.append(_Resampler(identity=True))
             continue
         if placement.translation is not None and not varies:
@@ -456,19 +470,47 @@ def _resamplers(ref, members, placements, varies_list, results):
             resamplers.append(_Resampler(shift=(tx + offset[0], ty + offset[1])))
             continue
         shape = model.data.shape[1:]
+        applied = (res.applied.dx, res.applied.dy)
         if not varies:
-            xm, ym = reference_to_member_pixels(ref, model, shift=offset)
+            xm, ym = reference_to_member_pixels(
+                ref, model, shift=applied, origin=origin, shape=out_shape
+            )
             resamplers.append(_Resampler(footprint=bilinear_footprint(xm, ym, shape)))
             continue
         log.info("Member %s: celestial mapping varies with wavelength; resampling per plane.", res.name)
 
-        def by_plane(z, model=model, shape=shape, offset=offset):
-            return bilinear_footprint(
-                *reference_to_member_pixels(ref, model, shift=offset, plane=z), shape
+        def by_plane(z, model=model, shape=shape, applied=applied):
+            xm, ym = reference_to_member_pixels(
+                ref, model, shift=applied, plane=z, origin=origin, shape=out_shape
             )
+            return bilinear_footprint(xm, ym, shape)
 
         resamplers.append(_Resampler(per_plane=by_plane))
     return resamplers
+
+
+def output_grid(ref, members, results, kind):
+    """Origin (reference pixel of output pixel 0, 0) and shape (ny, nx) of the output grid.
+
+    ``reference``: the reference's own grid. ``union``: the reference's grid (same tangent
+    point, scale and orientation) extended by whole pixels to cover every member's footprint
+    once aligned.
+    """
+    ny, nx = ref.data.shape[1:]
+    if kind == "reference":
+        return (0, 0), (ny, nx)
+    x0, x1, y0, y1 = 0, nx - 1, 0, ny - 1
+    for model, r in zip(members.models, results, strict=True):
+        covered = np.isfinite(model.data).any(axis=0)
+        xmin, xmax, ymin, ymax = member_extent(ref, model, covered)
+        if not np.isfinite(xmin):
+            continue
+        # The aligned member shows its spaxel at reference pixel p at p - applied offset.
+        x0 = min(x0, int(np.floor(xmin - r.applied.dx + 0.5)))
+        x1 = max(x1, int(np.ceil(xmax - r.applied.dx - 0.5)))
+        y0 = min(y0, int(np.floor(ymin - r.applied.dy + 0.5)))
+        y1 = max(y1, int(np.ceil(ymax - r.applied.dy - 0.5)))
+    return (x0, y0), (y1 - y0 + 1, x1 - x0 + 1)
 
 
 def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
@@ -550,8 +592,9 @@ def align_members(members, options):
             f" [{r.flag}]" if r.flag else "",
         )
 
-    resamplers = _resamplers(ref, members, placements, varies, results)
-    nwave, ny, nx = ref.data.shape
+    origin, (ny, nx) = output_grid(ref, members, results, options.output_grid)
+    resamplers = _resamplers(ref, members, placements, varies, results, origin, (ny, nx))
+    nwave = ref.data.shape[0]
     data = np.empty((nwave, ny, nx), np.float32)
     err = np.empty((nwave, ny, nx), np.float32)
     dq = np.empty((nwave, ny, nx), np.uint32)
@@ -578,4 +621,5 @@ def align_members(members, options):
         measure_planes=planes,
         chunk_planes=chunks,
         pair_fit=pair_fit,
+        grid_origin=origin,
     )

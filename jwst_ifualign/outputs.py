@@ -16,6 +16,7 @@ from pathlib import Path
 import asdf
 import numpy as np
 from astropy.table import Table
+from jwst.assign_wcs.pointing import create_fitswcs
 from stdatamodels.jwst import datamodels
 
 from .exceptions import ParameterError
@@ -78,9 +79,18 @@ def build_output_model(reference, result, *, options, names):
     model.update(reference, only="PRIMARY")
     model.update(reference, only="SCI")
     model.meta.wcsinfo = copy.deepcopy(reference.meta.wcsinfo.instance)
-    model.meta.wcs = copy.deepcopy(reference.meta.wcs)
     if getattr(reference, "wavedim", None):
         model.wavedim = reference.wavedim
+    x0, y0 = result.grid_origin
+    if (x0, y0) == (0, 0) and result.data.shape == reference.data.shape:
+        model.meta.wcs = copy.deepcopy(reference.meta.wcs)
+    else:
+        # The reference's projection on a grid extended by whole pixels (output_grid="union").
+        model.meta.wcsinfo.crpix1 = reference.meta.wcsinfo.crpix1 - x0
+        model.meta.wcsinfo.crpix2 = reference.meta.wcsinfo.crpix2 - y0
+        nwave, ny, nx = result.data.shape
+        model.meta.wcs = create_fitswcs(model)
+        model.meta.wcs.bounding_box = ((0, nx - 1), (0, ny - 1), (0, nwave - 1))
     model.meta.cal_step.ifu_align = "COMPLETE"
     model.meta.ifu_align = {
         "package_version": _package_version(),
@@ -96,6 +106,8 @@ def build_output_model(reference, result, *, options, names):
         "solution": options.solution,
         "pair_fit": _pair_fit_record(result.pair_fit, names),
         "kernel": options.kernel,
+        "output_grid": options.output_grid,
+        "grid_origin": [int(v) for v in result.grid_origin],
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,
         "members": [_member_record(r) for r in result.members],

@@ -52,6 +52,7 @@ class IFUAlignStep(Step):
     min_snr = float(min=0, default=5.0)  # Smallest peak S/N of a member's collapsed image for its offset to be measured; below it the member is combined with its WCS alone and flagged
     solution = option("pairs", "reference", default="pairs")  # pairs: every pair of members measured and all offsets solved by weighted least squares; reference: each member against the reference only
     kernel = option("bicubic", "bilinear", default="bicubic")  # Resampling kernel: bicubic (Keys; keeps the PSF sharp, bilinear at footprint edges) or bilinear
+    output_grid = option("reference", "union", default="reference")  # reference: the reference member's grid; union: the reference's projection and scale extended to cover every member's footprint
     chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)
     suffix = string(default="ifualign")  # Suffix of the combined cube file
     """  # noqa: E501
@@ -93,6 +94,7 @@ class IFUAlignStep(Step):
             min_snr=float(self.min_snr),
             solution=self.solution,
             kernel=self.kernel,
+            output_grid=self.output_grid,
             chunk_size=int(self.chunk_size),
         )
 

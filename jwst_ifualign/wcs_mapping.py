@@ -14,6 +14,7 @@ from astropy.coordinates import SkyCoord
 __all__ = [
     "reference_to_member_pixels",
     "mapping_and_wavelength_check",
+    "member_extent",
     "pixel_offsets_to_sky",
 ]
 
@@ -27,8 +28,10 @@ def _map(reference, member, x, y, plane):
     return np.asarray(xm, float), np.asarray(ym, float)
 
 
-def reference_to_member_pixels(reference, member, *, shift=(0.0, 0.0), plane=None):
-    """Member pixel coordinates of every reference spaxel, through both cubes' WCS.
+def reference_to_member_pixels(
+    reference, member, *, shift=(0.0, 0.0), plane=None, origin=(0, 0), shape=None
+):
+    """Member pixel coordinates of every output spaxel, through both cubes' WCS.
 
     Parameters
     ----------
@@ -39,16 +42,47 @@ def reference_to_member_pixels(reference, member, *, shift=(0.0, 0.0), plane=Non
         folds a measured :class:`~jwst_ifualign.algorithms.offset.Offset` into the member's WCS.
     plane : int, optional
         Wavelength plane at which to evaluate; the middle plane by default.
+    origin : tuple of int
+        Reference pixel ``(x0, y0)`` of output pixel (0, 0); (0, 0) is the reference grid
+        itself, negative values extend it (``output_grid="union"``).
+    shape : tuple of int, optional
+        ``(ny, nx)`` of the output grid; the reference's by default.
 
     Returns
     -------
-    xm, ym : ndarray, shape (ny_ref, nx_ref)
-        Member column and row (0-based, pixel centres at integers) of each reference spaxel.
+    xm, ym : ndarray, shape (ny, nx)
+        Member column and row (0-based, pixel centres at integers) of each output spaxel.
     """
-    nwave, ny, nx = reference.data.shape
+    nwave = reference.data.shape[0]
+    ny, nx = reference.data.shape[1:] if shape is None else shape
     plane = nwave // 2 if plane is None else plane
     y, x = np.mgrid[:ny, :nx].astype(float)
-    return _map(reference, member, x + shift[0], y + shift[1], plane)
+    return _map(reference, member, x + origin[0] + shift[0], y + origin[1] + shift[1], plane)
+
+
+def member_extent(reference, member, covered):
+    """Bounding box of a member's covered spaxels in reference pixel coordinates.
+
+    Parameters
+    ----------
+    reference, member : IFUCubeModel
+    covered : ndarray of bool, shape (ny_member, nx_member)
+        Spaxels of the member with data.
+
+    Returns
+    -------
+    xmin, xmax, ymin, ymax : float
+        Extremes of the covered spaxel centres, reference pixels (NaN if none is covered).
+    """
+    ym, xm = np.nonzero(covered)
+    if xm.size == 0:
+        return (np.nan,) * 4
+    plane = float(member.data.shape[0] // 2)
+    ra, dec, lam = member.meta.wcs(
+        xm.astype(float), ym.astype(float), np.full(xm.size, plane), with_bounding_box=False
+    )
+    xr, yr, _ = reference.meta.wcs.invert(ra, dec, lam, with_bounding_box=False)
+    return float(np.min(xr)), float(np.max(xr)), float(np.min(yr)), float(np.max(yr))
 
 
 def mapping_and_wavelength_check(reference, member):

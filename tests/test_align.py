@@ -140,3 +140,33 @@ def test_wavelength_range_and_slice(miri_sim):
     one = align_members(members_of(miri_sim), AlignOptions(slice=30, method="chi2"))
     assert one.measure_planes == (30, 31)
     assert np.all(np.abs(offset_errors(one.members, miri_sim)) < 0.15)
+
+
+def test_union_grid_keeps_every_covered_spaxel():
+    """Tight, cube_build-like cubes: the union grid holds every member spaxel, the reference not."""
+    sim = small_association(shape=(20, 31, 33), pa_deg=30.0)
+    from jwst_ifualign.outputs import build_output_model
+
+    lost = {}
+    for grid in ("reference", "union"):
+        options = AlignOptions(output_grid=grid)
+        result = align_members(members_of(sim), options)
+        names = [m.model.meta.filename for m in sim.members]
+        model = build_output_model(sim.members[0].model, result, options=options, names=names)
+        ny, nx = result.data.shape[1:]
+        lost[grid] = 0
+        for m, r in zip(sim.members, result.members, strict=True):
+            yy, xx = np.nonzero(np.isfinite(m.model.data[0]))
+            ra, dec, lam = m.model.meta.wcs(xx.astype(float), yy.astype(float), np.zeros(xx.size))
+            xo, yo, _ = model.meta.wcs.invert(ra, dec, lam, with_bounding_box=False)
+            xi = np.floor(xo - r.applied.dx + 0.5).astype(int)
+            yi = np.floor(yo - r.applied.dy + 0.5).astype(int)
+            inside = (xi >= 0) & (yi >= 0) & (xi < nx) & (yi < ny)
+            kept = np.zeros(xi.size, bool)
+            kept[inside] = np.isfinite(result.data[0][yi[inside], xi[inside]])
+            lost[grid] += int((~kept).sum())
+        if grid == "union":
+            assert result.data.shape[1:] != sim.members[0].model.data.shape[1:]
+            assert model.meta.ifu_align.grid_origin != [0, 0]
+    assert lost["reference"] > 50
+    assert lost["union"] == 0

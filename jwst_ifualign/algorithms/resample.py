@@ -13,9 +13,10 @@ Kernels: ``bicubic`` is Keys' cubic convolution (a = -0.5) on the 4x4 neighbours
 flat fields preserved, and much less smoothing than bilinear (bilinear sampling half-way between
 pixels adds 0.25 px**2 to the PSF variance, 7% on the FWHM of a MIRI channel-1 PSF). Where any
 of the 16 neighbours is invalid (footprint edges, NaN or DO_NOT_USE voxels) the voxel falls back
-to bilinear: invalid neighbours do not contribute, the weights of the valid ones are
-renormalised, and the output is valid only when they carry at least ``min_weight`` of the
-bilinear weight. Errors are propagated as for a weighted sum of independent values,
+to bilinear: invalid neighbours do not contribute and the weights of the valid ones are
+renormalised. An output voxel is valid exactly when the input voxel nearest to it is valid, so
+footprints keep their area: every covered input spaxel has a covered output spaxel, and no rim
+is extrapolated. Errors are propagated as for a weighted sum of independent values,
 ``err_out = sqrt(sum(w_k**2 err_k**2)) / sum(w_k)``.
 """
 
@@ -120,8 +121,9 @@ def bilinear_footprint(x, y, in_shape):
         inside = (xi >= 0) & (xi < nx_in) & (yi >= 0) & (yi < ny_in)
         index[k] = np.where(inside, yi * nx_in + xi, 0)
         weight[k] = np.where(inside, w, 0.0)
-    xr = np.rint(xs).astype(np.intp)
-    yr = np.rint(ys).astype(np.intp)
+    # Round half up (not numpy's half to even), the same for every pixel and in translate_nearest.
+    xr = np.floor(xs + 0.5).astype(np.intp)
+    yr = np.floor(ys + 0.5).astype(np.intp)
     near_ok = finite & (xr >= 0) & (xr < nx_in) & (yr >= 0) & (yr < ny_in)
     nearest = np.where(near_ok, yr * nx_in + xr, -1)
     cubic_index = np.empty((16, x.size), np.intp)
@@ -162,7 +164,7 @@ def _weighted_sums(flat_d, flat_e, flat_v, indices, weights):
     return wsum, dsum, esum
 
 
-def resample_cube(data, err, valid, footprint, *, min_weight=0.5, kernel="bicubic"):
+def resample_cube(data, err, valid, footprint, *, kernel="bicubic"):
     """Resample every plane of a cube through one :class:`BilinearFootprint`.
 
     Parameters
@@ -173,8 +175,6 @@ def resample_cube(data, err, valid, footprint, *, min_weight=0.5, kernel="bicubi
         Voxels that may contribute.
     footprint : BilinearFootprint
         From :func:`bilinear_footprint`.
-    min_weight : float
-        Smallest total bilinear weight of valid neighbours for an output voxel to be valid.
     kernel : {"bicubic", "bilinear"}
         Interpolation kernel (module docstring).
 
@@ -191,7 +191,8 @@ def resample_cube(data, err, valid, footprint, *, min_weight=0.5, kernel="bicubi
     flat_e = err.reshape(nwave, -1)
     flat_v = valid.reshape(nwave, -1)
     wsum, dsum, esum = _weighted_sums(flat_d, flat_e, flat_v, footprint.index, footprint.weight)
-    valid_out = wsum >= min_weight
+    near = footprint.nearest
+    valid_out = np.where(near >= 0, flat_v[:, np.where(near >= 0, near, 0)], False) & (wsum > 0)
     if kernel == "bicubic" and footprint.cubic_inside.any():
         cols = np.flatnonzero(footprint.cubic_inside)
         cw, cd, ce = _weighted_sums(
@@ -212,12 +213,12 @@ def resample_cube(data, err, valid, footprint, *, min_weight=0.5, kernel="bicubi
     return data_out.reshape(shape), err_out.reshape(shape), valid_out.reshape(shape)
 
 
-def resample_image(image, footprint, *, min_weight=0.5, kernel="bilinear"):
+def resample_image(image, footprint, *, kernel="bilinear"):
     """Resample one 2-D image (NaN = no data) through a footprint; returns (ny_out, nx_out)."""
     image = np.asarray(image, float)[None]
     valid = np.isfinite(image)
     out, _, _ = resample_cube(
-        image, np.zeros_like(image), valid, footprint, min_weight=min_weight, kernel=kernel
+        image, np.zeros_like(image), valid, footprint, kernel=kernel
     )
     return out[0]
 
@@ -269,7 +270,7 @@ def _taps(kernel, frac):
     return 0, np.array([1.0 - frac, frac], np.float32)
 
 
-def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic", min_weight=0.5):
+def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic"):
     """Resample a cube whose mapping onto the output grid is a pure translation.
 
     Gives the result of ``resample_cube`` with ``bilinear_footprint(x + tx, y + ty)`` (same
@@ -289,7 +290,7 @@ def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic", min_
         ``(tx, ty)``: output pixel (x, y) samples the input at (x + tx, y + ty).
     out_shape : tuple of int
         ``(ny_out, nx_out)``.
-    kernel, min_weight
+    kernel
         As for :func:`resample_cube`.
 
     Returns
@@ -332,7 +333,8 @@ def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic", min_
     with np.errstate(invalid="ignore", divide="ignore"):
         data_out = d_lin / w_lin
         err_out = np.sqrt(e2_lin) / w_lin
-    use = (w_lin >= min_weight) & (n_mixed_lin < 0.5)
+    nearest_ok = translate_nearest(always, (tx, ty), out_shape, False)[0]
+    use = nearest_ok & (w_lin > 0) & (n_mixed_lin < 0.5)
     per_voxel = n_mixed_lin > 0.5
     if kernel == "bicubic":
         n, (n_always, n_mixed, d_cub, e2_cub) = filtered(
@@ -349,7 +351,7 @@ def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic", min_
     if per_voxel.any():
         py, px = np.nonzero(per_voxel)
         footprint = bilinear_footprint(px + tx, py + ty, data.shape[1:])
-        d, e, v = resample_cube(data, err, valid, footprint, min_weight=min_weight, kernel=kernel)
+        d, e, v = resample_cube(data, err, valid, footprint, kernel=kernel)
         data_out[:, py, px] = d
         err_out[:, py, px] = e
         valid_out[:, py, px] = v
@@ -357,7 +359,7 @@ def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic", min_
 
 
 def translate_nearest(values, shift, out_shape, fill):
-    """Nearest-neighbour translation of an integer cube (DQ bits): ``out(p) = in(p + round(t))``.
+    """Nearest-neighbour translation (DQ bits, masks): ``out(p) = in(p + floor(t + 0.5))``.
 
     Parameters
     ----------
@@ -368,7 +370,7 @@ def translate_nearest(values, shift, out_shape, fill):
     fill : int
         Value outside the input.
     """
-    ix, iy = int(np.rint(shift[0])), int(np.rint(shift[1]))
+    ix, iy = int(np.floor(shift[0] + 0.5)), int(np.floor(shift[1] + 0.5))
     nwave, ny_in, nx_in = values.shape
     ny, nx = out_shape
     out = np.full((nwave, ny, nx), fill, values.dtype)
