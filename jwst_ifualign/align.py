@@ -85,6 +85,7 @@ class AlignOptions:
     kernel: str = "bicubic"
     output_grid: str = "reference"
     chunk_size: int = 256
+    parallel: bool = False
 
 
 @dataclass
@@ -531,6 +532,34 @@ def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
     return out, out_err, flags, count
 
 
+def _run_blocks(block, bounds, parallel):
+    """Yield ``block(z0, z1)`` for every wavelength block, serially or as dask tasks.
+
+    With ``parallel``, blocks run on dask: the active ``dask.distributed`` client if there is
+    one, threads otherwise. Blocks are independent, so the result is identical to the serial one.
+    """
+    if not parallel:
+        for z0, z1 in bounds:
+            yield block(z0, z1)
+        return
+    try:
+        import dask
+    except ImportError:
+        raise ParameterError(
+            "parallel=True needs dask: pip install 'jwst_ifualign[dask]' (or set parallel=False)."
+        ) from None
+    scheduler = "threads"
+    try:
+        from distributed import default_client
+
+        default_client()
+        scheduler = None  # the user's distributed client
+    except (ImportError, ValueError):
+        pass
+    tasks = [dask.delayed(block)(z0, z1) for z0, z1 in bounds]
+    yield from dask.compute(*tasks, scheduler=scheduler)
+
+
 def align_members(members, options):
     """Measure each member's offset, resample it once onto the reference grid, and combine.
 
@@ -599,9 +628,10 @@ def align_members(members, options):
     err = np.empty((nwave, ny, nx), np.float32)
     dq = np.empty((nwave, ny, nx), np.uint32)
     count = np.empty((nwave, ny, nx), np.int16)
-    for z0 in range(0, nwave, options.chunk_size):
-        z1 = min(nwave, z0 + options.chunk_size)
-        block = combine_block(
+    bounds = [(z0, min(nwave, z0 + options.chunk_size)) for z0 in range(0, nwave, options.chunk_size)]
+
+    def block(z0, z1):
+        return combine_block(
             members,
             resamplers,
             z0,
@@ -610,7 +640,9 @@ def align_members(members, options):
             kernel=options.kernel,
             out_shape=(ny, nx),
         )
-        data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1] = block
+
+    for (z0, z1), out in zip(bounds, _run_blocks(block, bounds, options.parallel), strict=True):
+        data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1] = out
     return AlignResult(
         data=data,
         err=err,

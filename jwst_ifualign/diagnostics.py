@@ -62,9 +62,20 @@ def _source_position(image):
         if np.isfinite(x) and np.isfinite(y) and 0 <= x < nx and 0 <= y < ny:
             return x, y
     except Exception:  # noqa: BLE001 - any fit failure: fall back to the brightest pixel
-        log.debug("Point-source fit failed on the reference image; using its brightest pixel.")
+        log.debug("Point-source fit failed; using the brightest pixel.")
     y, x = np.unravel_index(np.nanargmax(image), image.shape)
     return float(x), float(y)
+
+
+def _source_near(image, x, y, half=6):
+    """(x, y) of the compact source fitted within ``half`` pixels of (x, y), or None."""
+    ny, nx = image.shape
+    x0, y0 = max(0, int(round(x)) - half), max(0, int(round(y)) - half)
+    cut = image[y0 : min(ny, int(round(y)) + half + 1), x0 : min(nx, int(round(x)) + half + 1)]
+    if cut.size == 0 or not np.isfinite(cut).any():
+        return None
+    cx, cy = _source_position(cut)
+    return cx + x0, cy + y0
 
 
 def _default_member(table, reprojected_images, ref):
@@ -165,9 +176,9 @@ def _plot_chunks(ax, table, column, ref, member_colors):
         plotted = True
     ax.set_xlabel(label)
     ax.set_ylabel(f"{column.removesuffix('_chunks')} (reference pixels)")
-    ax.set_title(f"{column.removesuffix('_chunks')} per wavelength chunk (dashed: all chunks)")
+    ax.set_title(f"{column.removesuffix('_chunks')} per wavelength chunk", fontsize=10)
     if plotted:
-        ax.legend(title="member", fontsize=8, title_fontsize=8)
+        ax.legend(title="member (dashed: all)", fontsize=8, title_fontsize=8)
     else:
         ax.text(0.5, 0.5, "no chunk offsets", ha="center", va="center", transform=ax.transAxes)
 
@@ -183,6 +194,7 @@ def plot_alignment(
     member=None,
     source_xy=None,
     combined_origin=(0.0, 0.0),
+    zoom=None,
     title=None,
 ):
     """Write the alignment diagnostic PNG.
@@ -212,6 +224,8 @@ def plot_alignment(
     combined_origin : tuple of float
         Reference pixel ``(x, y)`` of the combined image's pixel (0, 0): (0, 0) when the combined
         cube is on the reference grid, negative for a grid extended around it.
+    zoom : int, optional
+        Show only ``zoom`` pixels either side of the cross; the whole images by default.
     title : str, optional
         Figure title.
 
@@ -250,8 +264,24 @@ def plot_alignment(
             ax.text(0.5, 0.5, "no image", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
             return None
+        image = np.asarray(image, float)
         im = ax.imshow(image, origin="lower", norm=norm, cmap=cmap, interpolation="nearest")
         ax.plot(*cross, **_CROSS)
+        found = _source_near(image, *cross)
+        if found is not None:
+            ax.plot(*found, marker="x", ms=7, mew=1.2, color="white", ls="none")
+            ax.text(
+                0.03,
+                0.97,
+                f"source - cross: ({found[0] - cross[0]:+.2f}, {found[1] - cross[1]:+.2f}) px",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=9,
+                bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
+            )
+        if zoom is not None:
+            ax.set_xlim(cross[0] - zoom - 0.5, cross[0] + zoom + 0.5)
+            ax.set_ylim(cross[1] - zoom - 0.5, cross[1] + zoom + 0.5)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("x (column)")
         ax.set_ylabel("y (row)")
@@ -285,7 +315,12 @@ def plot_alignment(
     ]
     drawn = [p for p in panels if p is not None]
     if drawn:
-        fig.colorbar(drawn[-1][1], ax=[p[0] for p in drawn], shrink=0.85, label="surface brightness")
+        fig.colorbar(
+            drawn[-1][1],
+            ax=[p[0] for p in drawn],
+            shrink=0.85,
+            label="white-light surface brightness (asinh scale)",
+        )
 
     member_colors = [matplotlib.colormaps["tab10"](i % 10) for i in range(len(table))]
     _plot_members(fig.add_subplot(grid[1, 0:2]), table, ref, shown, member_colors)
@@ -294,8 +329,8 @@ def plot_alignment(
     method = table.meta.get("method")
     fig.suptitle(
         title
-        or f"ifu_align diagnostics{f' (method={method})' if method else ''}: cross = reference "
-        f"point source at ({sx:.2f}, {sy:.2f})"
+        or f"ifu_align diagnostics{f' (method={method})' if method else ''}: red cross = reference "
+        f"point source at ({sx:.2f}, {sy:.2f}); white x = source fitted in each image"
     )
 
     def writer(tmp):

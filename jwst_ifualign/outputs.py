@@ -107,6 +107,8 @@ def build_output_model(reference, result, *, options, names):
         "pair_fit": _pair_fit_record(result.pair_fit, names),
         "kernel": options.kernel,
         "output_grid": options.output_grid,
+        "chunk_size": options.chunk_size,
+        "parallel": options.parallel,
         "grid_origin": [int(v) for v in result.grid_origin],
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,

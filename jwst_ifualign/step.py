@@ -54,6 +54,7 @@ class IFUAlignStep(Step):
     kernel = option("bicubic", "bilinear", default="bicubic")  # Resampling kernel: bicubic (Keys; keeps the PSF sharp, bilinear at footprint edges) or bilinear
     output_grid = option("reference", "union", default="reference")  # reference: the reference member's grid; union: the reference's projection and scale extended to cover every member's footprint
     chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)
+    parallel = boolean(default=False)  # Process wavelength chunks in parallel with dask (threads, or the active dask.distributed client)
     suffix = string(default="ifualign")  # Suffix of the combined cube file
     """  # noqa: E501
 
@@ -96,6 +97,7 @@ class IFUAlignStep(Step):
             kernel=self.kernel,
             output_grid=self.output_grid,
             chunk_size=int(self.chunk_size),
+            parallel=bool(self.parallel),
         )
 
     def process(self, step_input):

@@ -124,11 +124,23 @@ def test_combine_methods_run_and_agree(miri_sim, combine):
     )
 
 
-def test_chunk_size_does_not_change_result(miri_sim):
-    a = align_members(members_of(miri_sim), AlignOptions(chunk_size=256))
-    b = align_members(members_of(miri_sim), AlignOptions(chunk_size=7))
-    np.testing.assert_array_equal(a.data, b.data)
-    np.testing.assert_array_equal(a.dq, b.dq)
+@pytest.mark.parametrize("grid", ["reference", "union"])
+def test_serial_chunked_and_dask_parallel_agree(miri_sim, grid):
+    """Processing wavelength in blocks, serially or on dask threads, changes nothing."""
+    serial = align_members(members_of(miri_sim), AlignOptions(output_grid=grid))
+    chunked = align_members(members_of(miri_sim), AlignOptions(output_grid=grid, chunk_size=7))
+    for other in [chunked]:
+        np.testing.assert_array_equal(serial.data, other.data)
+        np.testing.assert_array_equal(serial.err, other.err)
+        np.testing.assert_array_equal(serial.dq, other.dq)
+    pytest.importorskip("dask")
+    parallel = align_members(
+        members_of(miri_sim), AlignOptions(output_grid=grid, chunk_size=7, parallel=True)
+    )
+    np.testing.assert_allclose(parallel.data, serial.data, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(parallel.err, serial.err, rtol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(parallel.dq, serial.dq)
+    np.testing.assert_array_equal(parallel.count, serial.count)
 
 
 def test_wavelength_range_and_slice(miri_sim):
