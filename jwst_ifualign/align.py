@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from stdatamodels.jwst.datamodels import dqflags
 
-from .algorithms.collapse import chunk_bounds
+from .algorithms.collapse import chunk_bounds, collapse_sums, image_from_sums
 from .algorithms.combine import COMBINE_METHODS, combine_cubes
 from .algorithms.measure import (
     MemberMeasurement,
@@ -189,35 +189,19 @@ def check_options(options, wavelengths):
 def _white_light(model, planes, chunks, block):
     """Full-range and chunk white-light images of a member on its native grid.
 
-    Returns a list of (image, err) pairs: the full range first, then each chunk.
+    Reads the cube in blocks of ``block`` planes. Returns a list of (image, err) pairs: the full
+    range first, then each chunk (only the full range when there is a single chunk).
     """
-    _, ny, nx = model.data.shape
     sums = []
     for c0, c1 in chunks:
-        dsum = np.zeros((ny, nx))
-        e2sum = np.zeros((ny, nx))
-        n = np.zeros((ny, nx), np.int64)
-        for z0 in range(c0, c1, block):
-            z1 = min(c1, z0 + block)
-            valid = _valid(model, z0, z1)
-            dsum += np.where(valid, model.data[z0:z1], 0.0).sum(axis=0, dtype=np.float64)
-            e2sum += (np.where(valid, model.err[z0:z1], 0.0).astype(np.float64) ** 2).sum(axis=0)
-            n += valid.sum(axis=0)
-        sums.append((dsum, e2sum, n, c1 - c0))
-    full = (
-        sum(s[0] for s in sums),
-        sum(s[1] for s in sums),
-        sum(s[2] for s in sums),
-        planes[1] - planes[0],
-    )
-    images = []
-    for dsum, e2sum, n, nplanes in [full, *sums] if len(sums) > 1 else [full]:
-        ok = n >= max(1, 0.5 * nplanes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            images.append(
-                (np.where(ok, dsum / n, np.nan), np.where(ok, np.sqrt(e2sum) / n, np.nan))
-            )
-    return images
+        parts = [
+            collapse_sums(model.data[z0:z1], model.err[z0:z1], _valid(model, z0, z1))
+            for z0, z1 in ((z, min(c1, z + block)) for z in range(c0, c1, block))
+        ]
+        sums.append((*(sum(p[k] for p in parts) for k in range(3)), c1 - c0))
+    full = (*(sum(s[k] for s in sums) for k in range(3)), planes[1] - planes[0])
+    wanted = [full, *sums] if len(sums) > 1 else [full]
+    return [image_from_sums(d, e2, n, nplanes) for d, e2, n, nplanes in wanted]
 
 
 def _placement(reference, member):

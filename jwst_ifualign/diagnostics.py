@@ -17,6 +17,7 @@ are never touched.
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 
 from .algorithms.resample import bilinear_footprint, resample_image
@@ -93,7 +94,8 @@ def _default_member(table, reprojected_images, ref):
 
 def _check_inputs(reference_image, reprojected_images, aligned_images, combined_image, table):
     n = len(table)
-    for name, images in (("reprojected_images", reprojected_images), ("aligned_images", aligned_images)):
+    lists = (("reprojected_images", reprojected_images), ("aligned_images", aligned_images))
+    for name, images in lists:
         if len(images) != n:
             raise ValueError(
                 f"{name} has {len(images)} entries but the table has {n} members; give one "
@@ -169,7 +171,9 @@ def _plot_chunks(ax, table, column, ref, member_colors):
         values = np.atleast_1d(np.asarray(table[column][i], float))
         if not np.isfinite(values).any():
             continue
-        ax.errorbar(x, values, xerr=half, marker="o", ms=4, lw=1, color=member_colors[i], label=f"{i}")
+        ax.errorbar(
+            x, values, xerr=half, marker="o", ms=4, lw=1, color=member_colors[i], label=f"{i}"
+        )
         overall = float(table[column.removesuffix("_chunks")][i])
         if np.isfinite(overall):
             ax.axhline(overall, color=member_colors[i], ls="--", lw=0.8)

@@ -9,7 +9,8 @@
 
 ``<product>`` is the association's ``products[0].name`` unless the user gives ``output_file``;
 ``output_dir`` applies to both. Each step saves its product as soon as it is done, so the
-combined cube is kept even if extract_1d then fails.
+combined cube is kept even if extract_1d then fails. The spectrum also records
+``meta.cal_step.ifu_align`` and ``meta.ifu_align`` (method and offsets) of its cube.
 
 Offline use. ifu_align needs no reference file and the pipeline never asks CRDS for parameter
 files. extract_1d needs EXTRACT1D (and APCORR when ``apply_apcorr``) reference files, and looks
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import logging
 from pathlib import Path
@@ -132,6 +134,18 @@ def _finalize_without_crds_for_overrides(step):
     return finalize_result
 
 
+def _carry_provenance(spectrum, cube):
+    """Record on the extracted spectrum that its cube was made by ifu_align, and how.
+
+    extract_1d copies only the FITS keywords of the cube's primary header, which do not include
+    ``meta.cal_step.ifu_align`` and ``meta.ifu_align`` (the method and every member's offsets).
+    """
+    spectrum.meta.cal_step.ifu_align = cube.meta.cal_step.ifu_align
+    record = getattr(cube.meta, "ifu_align", None)
+    if record is not None:
+        spectrum.meta.ifu_align = copy.deepcopy(getattr(record, "instance", record))
+
+
 class IFUAlignPipeline(Pipeline):
     """Align and combine an association of s3d cubes with ifu_align, then run extract_1d.
 
@@ -142,8 +156,10 @@ class IFUAlignPipeline(Pipeline):
     ifu_align), and ``<product>_x1d.fits`` (from extract_1d, unless skipped). ``<product>`` is
     the association's product name unless ``output_file`` is given.
 
-    Returns the last product: the extracted spectrum, or the combined cube when extract_1d is
-    skipped. The steps save their own products; the pipeline does not save its result again.
+    Returns the last product: the extracted spectrum (which also records
+    ``meta.cal_step.ifu_align`` and ``meta.ifu_align``), or the combined cube when extract_1d is
+    skipped. ifu_align saves the cube as soon as it is made, so it is kept if extract_1d fails;
+    the spectrum is saved with extract_1d's naming; the pipeline does not save its result again.
     """
 
     class_alias = "calwebb_ifualign"
@@ -228,7 +244,7 @@ class IFUAlignPipeline(Pipeline):
                 log.info("Results used CRDS context: %s", context)
 
     def save_model(self, model, *args, **kwargs):
-        """Do nothing: ifu_align and extract_1d save their own products as they finish."""
+        """Do nothing: the products are saved in ``process`` as each is made (class docstring)."""
         return None
 
     @contextlib.contextmanager
@@ -260,15 +276,20 @@ class IFUAlignPipeline(Pipeline):
             extract_1d is skipped (then ``meta.cal_step.extract_1d = "SKIPPED"``).
         """
         log.info("Starting calwebb_ifualign ...")
-        # Sub-step configuration, as calwebb_spec3 does it: the steps save when the pipeline does.
+        # Sub-step configuration, as calwebb_spec3 does it: ifu_align saves when the pipeline
+        # does; the spectrum is saved here, once it records where its cube came from.
         self.ifu_align.save_results = self.save_results
-        self.extract_1d.save_results = self.save_results
+        self.extract_1d.save_results = False
         if self.extract_1d.suffix is None:
             self.extract_1d.suffix = "x1d"
 
         with self._products_named(product_name(input_data)):
             combined = self.ifu_align.run(input_data)
             result = self.extract_1d.run(combined)
+            if result is not combined and isinstance(result, JwstDataModel):
+                _carry_provenance(result, combined)
+                if self.save_results:
+                    self.extract_1d.save_model(result, force=True)
         log.info("... ending calwebb_ifualign")
         return result
 

@@ -175,3 +175,18 @@ def test_footprint_area_is_preserved():
     for shift in [(0.3, 0.4), (-0.45, 0.2), (2.4, -1.3)]:
         _, _, v = translate_cube(data, np.ones_like(data), valid, shift, (20, 22))
         assert v.sum() == valid.sum()
+
+
+def test_collapse_mean_error_and_partial_spaxels():
+    from jwst_ifualign.algorithms.collapse import chunk_bounds, collapse
+
+    data = np.ones((10, 2, 2)) * np.arange(10)[:, None, None]
+    err = np.full(data.shape, 2.0)
+    valid = np.ones(data.shape, bool)
+    valid[:6, 0, 0] = False  # only 4 of 10 planes: below the half needed
+    image, image_err = collapse(data, err, valid)
+    assert np.isnan(image[0, 0])
+    assert image[1, 1] == pytest.approx(4.5)
+    assert image_err[1, 1] == pytest.approx(2.0 / np.sqrt(10))
+    assert chunk_bounds(0, 10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert chunk_bounds(5, 7, 5) == [(5, 6), (6, 7)]

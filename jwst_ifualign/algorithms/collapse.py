@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["collapse", "chunk_bounds"]
+__all__ = ["collapse", "collapse_sums", "image_from_sums", "chunk_bounds"]
 
 
-def collapse(data, err, valid, *, min_fraction=0.5):
-    """Mean image over the wavelength axis and its 1-sigma error.
+def collapse_sums(data, err, valid):
+    """Per-spaxel sums over wavelength of valid data, squared errors, and valid planes.
 
     Parameters
     ----------
@@ -21,26 +21,49 @@ def collapse(data, err, valid, *, min_fraction=0.5):
         Surface brightness and its 1-sigma error.
     valid : ndarray of bool, shape (nwave, ny, nx)
         Voxels that may be used.
-    min_fraction : float
-        A spaxel is valid in the image only when at least this fraction of its planes are valid,
-        so that spaxels seen in only part of the range (footprint edges, NaN planes) do not
-        carry a different spectral weighting into the registration.
+
+    Returns
+    -------
+    dsum, e2sum : ndarray of float64, shape (ny, nx)
+    n : ndarray of int, shape (ny, nx)
+        Sums that can be added over consecutive blocks of planes.
+    """
+    dsum = np.where(valid, data, 0.0).sum(axis=0, dtype=np.float64)
+    e2sum = (np.where(valid, err, 0.0).astype(np.float64) ** 2).sum(axis=0)
+    return dsum, e2sum, valid.sum(axis=0)
+
+
+def image_from_sums(dsum, e2sum, n, nplanes, *, min_fraction=0.5):
+    """Mean image and its error from :func:`collapse_sums` over ``nplanes`` planes.
+
+    A spaxel is valid in the image only when at least ``min_fraction`` of its planes are
+    valid, so that spaxels seen in only part of the range (footprint edges, NaN planes) do not
+    carry a different spectral weighting into the registration.
 
     Returns
     -------
     image, image_err : ndarray of float64, shape (ny, nx)
         Mean over valid planes and its error ``sqrt(sum err**2) / n``; NaN where not valid.
     """
-    nwave = data.shape[0]
-    n = valid.sum(axis=0)
-    d = np.where(valid, data, 0.0).sum(axis=0, dtype=np.float64)
-    e2 = np.where(valid, err, 0.0).astype(np.float64) ** 2
-    e2 = e2.sum(axis=0)
-    ok = n >= max(1, min_fraction * nwave)
+    ok = n >= max(1, min_fraction * nplanes)
     with np.errstate(invalid="ignore", divide="ignore"):
-        image = np.where(ok, d / n, np.nan)
-        image_err = np.where(ok, np.sqrt(e2) / n, np.nan)
-    return image, image_err
+        return np.where(ok, dsum / n, np.nan), np.where(ok, np.sqrt(e2sum) / n, np.nan)
+
+
+def collapse(data, err, valid, *, min_fraction=0.5):
+    """Mean image over the wavelength axis and its 1-sigma error (see :func:`image_from_sums`).
+
+    Parameters
+    ----------
+    data, err : ndarray, shape (nwave, ny, nx)
+    valid : ndarray of bool, shape (nwave, ny, nx)
+    min_fraction : float
+
+    Returns
+    -------
+    image, image_err : ndarray of float64, shape (ny, nx)
+    """
+    return image_from_sums(*collapse_sums(data, err, valid), data.shape[0], min_fraction=min_fraction)
 
 
 def chunk_bounds(start, stop, n_chunks):

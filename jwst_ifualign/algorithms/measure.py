@@ -37,7 +37,6 @@ __all__ = [
     "place_image",
     "place_images",
     "measure_placed",
-    "measure_member",
 ]
 
 #: Largest deviation (pixels) of a mapping from a pure translation for the native-grid path.
@@ -247,39 +246,3 @@ def place_images(member_images, placement, ref_shape):
         p, pe, residual = place_image(img, err, placement, ref_shape)
         placed.append((p, pe))
     return placed, residual
-
-
-def measure_member(reference_images, member_images, placement, *, method, upsample_factor):
-    """Measure the offset of a member from its full-range and chunk white-light images.
-
-    Parameters
-    ----------
-    reference_images, member_images : list of (ndarray, ndarray)
-        ``(image, err)`` pairs, each of shape (ny, nx) on the reference grid (reference) or the
-        member's native grid (member); element 0 is the full wavelength range, the rest are the
-        chunks in wavelength order.
-    placement : Placement
-        How the member meets the reference grid.
-    method : str
-        Registration method (see :func:`~jwst_ifualign.algorithms.registration.measure_offset`).
-    upsample_factor : int
-        Upsampling factor for ``dft``.
-
-    Returns
-    -------
-    MemberMeasurement
-
-    Raises
-    ------
-    RegistrationError
-        If the full-range images cannot be registered.
-    """
-    placed, residual = place_images(member_images, placement, reference_images[0][0].shape)
-    return measure_placed(
-        reference_images,
-        placed,
-        residual,
-        method=method,
-        upsample_factor=upsample_factor,
-        native_grid=placement.translation is not None,
-    )
