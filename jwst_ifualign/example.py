@@ -79,7 +79,7 @@ def main(argv=None):
     asn = write_association(sim, folder / "data")
     config = _find_parameter_file(folder, args.config)
     out_dir = folder / "output"
-    cmd = [_strun(), str(config), str(asn), f"--output_dir={out_dir}"]
+    cmd = [_strun(), str(config), str(asn), f"--output_dir={out_dir}", "--save_diagnostics=true"]
     print("Running:", " ".join(cmd))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS")}
     done = subprocess.run(cmd, env=env, check=False)
@@ -99,6 +99,11 @@ def main(argv=None):
         f"{fwhm_comb:.3f} px; spaxels covered: {covered}"
     )
     print(f"Largest offset error: {worst:.4f} px")
+    diagnostics = out_dir / f"{product}_ifualign_diagnostics.png"
+    if diagnostics.is_file():
+        print(f"Diagnostic plot (white-light images before/after, offsets): {diagnostics}")
+    else:
+        print("No diagnostic plot: install matplotlib (pip install '.[plot]') to get it.")
     print(f"Outputs in {out_dir}: {', '.join(sorted(p.name for p in out_dir.iterdir()))}")
     return 0
 

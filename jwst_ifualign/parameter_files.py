@@ -1,8 +1,9 @@
 """Write the step's ASDF parameter files from its spec, so that defaults live in one place.
 
 ``python -m jwst_ifualign.parameter_files config`` regenerates the repository's ``config/``
-folder: ``ifu_align.asdf`` (every parameter at its default) and ``ifu_align_<method>.asdf`` (the
-same with ``method=<method>``). A test checks the committed files against the spec.
+folder: ``ifu_align.asdf`` (every parameter at its default), ``ifu_align_<method>.asdf`` (the
+same with ``method=<method>``) and ``ifu_align_pipeline.asdf`` (the calwebb_ifualign pipeline,
+extract_1d skipped). Tests check the committed files against the spec.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def parameter_file_tree(**overrides):
 
 
 def write_parameter_files(folder):
-    """Write ``ifu_align.asdf`` and one ``ifu_align_<method>.asdf`` per method into ``folder``.
+    """Write ``ifu_align.asdf``, one ``ifu_align_<method>.asdf`` per method, and the pipeline's
+    ``ifu_align_pipeline.asdf`` into ``folder``.
 
     Returns
     -------
@@ -73,6 +75,9 @@ def write_parameter_files(folder):
         with asdf.AsdfFile(parameter_file_tree(**overrides)) as af:
             af.write_to(path)
         written.append(path)
+    from .pipeline import write_pipeline_parameter_file  # the pipeline imports this module
+
+    written.append(write_pipeline_parameter_file(folder))
     return written
 
 

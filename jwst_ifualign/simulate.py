@@ -357,6 +357,8 @@ def _fill_meta(model, setup, filename, source):
     for key, value in setup.extra_meta.items():
         setattr(model.meta.instrument, key, value)
     model.meta.exposure.type = setup.exp_type
+    # cube_build copies it from the exposures; extract_1d's IFU path needs it.
+    model.meta.wcsinfo.dispersion_direction = 2 if setup.name == "MIRI" else 1
     model.meta.telescope = "JWST"
     model.meta.observation.date = "2024-01-01"
     model.meta.observation.time = "00:00:00"

@@ -10,6 +10,7 @@ from jwst.stpipe.core import JwstStep
 
 from .align import AlignOptions, FLAG_REFERENCE, AlignResult, MemberResult, align_members
 from .algorithms.offset import Offset
+from .diagnostics import alignment_images, plot_alignment
 from .inputs import load_members, plane_wavelengths
 from .outputs import (
     build_output_model,
@@ -35,7 +36,8 @@ class IFUAlignStep(Step):
 
     Output: the combined IFUCubeModel (``<product>_ifualign.fits``) and, when saving,
     ``<product>_ifualign_offsets.ecsv`` (the offsets table) and
-    ``<product>_ifualign_offsets.asdf`` (a cube_build ``offset_file``).
+    ``<product>_ifualign_offsets.asdf`` (a cube_build ``offset_file``), and with
+    ``save_diagnostics`` ``<product>_ifualign_diagnostics.png``.
     """
 
     class_alias = "ifu_align"
@@ -55,6 +57,7 @@ class IFUAlignStep(Step):
     output_grid = option("reference", "union", default="reference")  # reference: the reference member's grid; union: the reference's projection and scale extended to cover every member's footprint
     chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)
     parallel = boolean(default=False)  # Process wavelength chunks in parallel with dask (threads, or the active dask.distributed client)
+    save_diagnostics = boolean(default=False)  # Also write <product>_ifualign_diagnostics.png: white-light images before/after alignment and the offsets (needs matplotlib: pip install jwst_ifualign[plot])
     suffix = string(default="ifualign")  # Suffix of the combined cube file
     """  # noqa: E501
 
@@ -126,6 +129,11 @@ class IFUAlignStep(Step):
                 ref = members.models[options.reference % len(members.models)]
                 result_model = build_output_model(ref, result, options=options, names=members.names)
                 table = offsets_table(result, options=options, names=members.names)
+                self._diagnostic_images = (
+                    alignment_images(members.models, table, result_model)
+                    if self.save_diagnostics
+                    else None
+                )
         finally:
             members.close()
         self._offsets_table = table
@@ -178,8 +186,9 @@ class IFUAlignStep(Step):
         base = Path(cube_path)
         table_path = base.with_name(base.stem + "_offsets.ecsv")
         asdf_path = base.with_name(base.stem + "_offsets.asdf")
+        diag_path = base.with_name(base.stem + "_diagnostics.png")
         inputs = getattr(self, "_input_names", [])
-        for path in (cube_path, table_path, asdf_path):
+        for path in (cube_path, table_path, asdf_path, diag_path):
             check_not_input(path, inputs)
 
         model.meta.filename = base.name
@@ -194,4 +203,8 @@ class IFUAlignStep(Step):
             write_table(table, table_path)
             write_offset_file(table, asdf_path)
             log.info("Saved offsets in %s and cube_build offset file %s", table_path, asdf_path)
+        images = getattr(self, "_diagnostic_images", None)
+        if images is not None and table is not None:
+            if plot_alignment(**images, table=table, path=diag_path) is not None:
+                log.info("Saved diagnostic plot in %s", diag_path)
         return cube_path
