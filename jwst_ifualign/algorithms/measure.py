@@ -14,7 +14,9 @@ How the member's image meets the reference grid (:class:`Placement`):
 
 Errors: the full range is measured once; each of ``n_chunks`` contiguous wavelength chunks is
 measured too. The empirical error is the scatter of the chunk offsets divided by
-``sqrt(n_chunks)`` (each chunk holds 1/n_chunks of the signal); the reported error is the larger
+``sqrt(n_chunks)`` (each chunk holds 1/n_chunks of the signal), scaled by the ratio of Student's
+t and Gaussian 2-sigma quantiles for ``n_chunks - 1`` degrees of freedom, because a scatter from a
+few chunks is itself uncertain (x1.42 for 5 chunks); the reported error is the larger
 of that, the method's formal error and its quantisation step over sqrt(12)
 (:func:`~jwst_ifualign.algorithms.registration.resolution`).
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+from scipy import stats
 
 from .offset import Offset
 from .registration import RegistrationError, measure_offset, resolution
@@ -38,6 +41,9 @@ __all__ = [
     "place_images",
     "measure_placed",
 ]
+
+#: Two-sided probability of +-2 sigma for a Gaussian (0.9772 one-sided).
+_COVERAGE_2SIGMA = stats.norm.cdf(2.0)
 
 #: Largest deviation (pixels) of a mapping from a pure translation for the native-grid path.
 TRANSLATION_TOLERANCE = 0.005
@@ -219,7 +225,11 @@ def measure_placed(reference_images, placed_images, residual, *, method, upsampl
     good = [c for c in chunks if np.isfinite(c.dx)]
     if len(good) >= 2:
         arr = np.array([(c.dx, c.dy) for c in good])
-        empirical = tuple(float(v) for v in arr.std(axis=0, ddof=1) / np.sqrt(len(good)))
+        # A scatter from few chunks is itself uncertain: scale it so that +-2 sigma covers what
+        # a Gaussian 2 sigma would (Student t with n - 1 degrees of freedom; x1.42 for 5 chunks).
+        t_scale = stats.t.ppf(_COVERAGE_2SIGMA, len(good) - 1) / stats.norm.ppf(_COVERAGE_2SIGMA)
+        scatter = arr.std(axis=0, ddof=1) / np.sqrt(len(good)) * t_scale
+        empirical = tuple(float(v) for v in scatter)
     else:
         empirical = (np.nan, np.nan)
     floor = resolution(method, upsample_factor)
