@@ -135,9 +135,18 @@ class AlignResult:
     grid_origin: tuple = (0, 0)
 
 
-def _valid(model, z0, z1):
-    data = model.data[z0:z1]
-    return np.isfinite(data) & ((model.dq[z0:z1] & DO_NOT_USE) == 0)
+def _valid(model, z0, z1, *, positive_err=False):
+    """Usable voxels of planes [z0, z1): finite data, not DO_NOT_USE, a finite, non-negative ERR
+    (positive with ``positive_err``, which inverse-variance weighting needs)."""
+    err = model.err[z0:z1]
+    with np.errstate(invalid="ignore"):
+        err_ok = (err > 0) if positive_err else (err >= 0)
+    return (
+        np.isfinite(model.data[z0:z1])
+        & np.isfinite(err)
+        & err_ok
+        & ((model.dq[z0:z1] & DO_NOT_USE) == 0)
+    )
 
 
 def reference_index(options, nmember):
@@ -413,9 +422,9 @@ class _Resampler:
     footprint: object = None
     per_plane: object = None
 
-    def block(self, model, z0, z1, kernel, out_shape):
+    def block(self, model, z0, z1, kernel, out_shape, positive_err):
         """Aligned (data, err, valid, dq) of planes [z0, z1) on the reference grid."""
-        valid = _valid(model, z0, z1)
+        valid = _valid(model, z0, z1, positive_err=positive_err)
         data, err, dq = model.data[z0:z1], model.err[z0:z1], model.dq[z0:z1]
         if self.identity:
             return data, err, valid, dq
@@ -500,8 +509,9 @@ def output_grid(ref, members, results, kind):
 
 def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
     """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count)."""
+    positive_err = method == "weighted_mean"
     stack = [
-        r.block(model, z0, z1, kernel, out_shape)
+        r.block(model, z0, z1, kernel, out_shape, positive_err)
         for model, r in zip(members.models, resamplers, strict=True)
     ]
     data = np.stack([s[0] for s in stack])

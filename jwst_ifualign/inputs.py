@@ -69,6 +69,8 @@ def _read_association(path):
     try:
         product = asn["products"][0]
         members = [m["expname"] for m in product["members"]]
+        if not all(isinstance(m, str) and m.strip() for m in members):
+            raise TypeError
     except (KeyError, IndexError, TypeError):
         raise InputError(
             f"Association file {path} has no products[0].members[].expname entries; it must be "
@@ -209,6 +211,25 @@ def pixel_scale_arcsec(model):
     return float(sx), float(sy)
 
 
+def _wcs_summary(model, name):
+    """(plane wavelengths, pixel scale) of a cube, or InputError if its WCS cannot give them."""
+    try:
+        with np.errstate(all="ignore"):
+            wave = plane_wavelengths(model)
+            scale = pixel_scale_arcsec(model)
+    except Exception as exc:  # noqa: BLE001 - any WCS failure means an unusable cube
+        raise InputError(
+            f"Member {name} has a WCS that cannot be evaluated ({type(exc).__name__}: {exc}); "
+            "rebuild the cube with cube_build."
+        ) from None
+    if not (np.all(np.isfinite(wave)) and np.all(np.isfinite(scale)) and min(scale) > 0):
+        raise InputError(
+            f"Member {name} has an invalid WCS (wavelengths or spaxel size not finite and "
+            "positive); rebuild the cube with cube_build."
+        )
+    return wave, scale
+
+
 def check_compatible(members, reference):
     """Check that every member shares the reference's instrument, wavelengths and pixel scale.
 
@@ -224,8 +245,7 @@ def check_compatible(members, reference):
     """
     ref_model = members.models[reference]
     ref_name = members.names[reference]
-    ref_wave = plane_wavelengths(ref_model)
-    ref_scale = pixel_scale_arcsec(ref_model)
+    ref_wave, ref_scale = _wcs_summary(ref_model, ref_name)
     ref_inst = ref_model.meta.instrument.name
     spacing = np.median(np.abs(np.diff(ref_wave))) if ref_wave.size > 1 else abs(ref_wave[0])
     for model, name in zip(members.models, members.names, strict=True):
@@ -236,13 +256,13 @@ def check_compatible(members, reference):
                 f"Member {name} is from {model.meta.instrument.name} but the reference "
                 f"{ref_name} is from {ref_inst}; align cubes of one instrument at a time."
             )
-        wave = plane_wavelengths(model)
-        if wave.shape != ref_wave.shape:
+        if model.data.shape[0] != ref_model.data.shape[0]:
             raise InputError(
-                f"Member {name} has {wave.size} wavelength planes but the reference {ref_name} "
-                f"has {ref_wave.size}; build all cubes on one wavelength grid (cube_build with "
-                "the same channel/band and wavelength parameters)."
+                f"Member {name} has {model.data.shape[0]} wavelength planes but the reference "
+                f"{ref_name} has {ref_model.data.shape[0]}; build all cubes on one wavelength "
+                "grid (cube_build with the same channel/band and wavelength parameters)."
             )
+        wave, scale = _wcs_summary(model, name)
         worst = float(np.max(np.abs(wave - ref_wave)))
         if worst > _WAVE_TOLERANCE * spacing:
             raise InputError(
@@ -250,7 +270,6 @@ def check_compatible(members, reference):
                 f"(differs by up to {worst:.3g} um, {worst / spacing:.2g} planes); build all "
                 "cubes on one wavelength grid."
             )
-        scale = pixel_scale_arcsec(model)
         if not np.allclose(scale, ref_scale, rtol=_SCALE_RTOL):
             raise InputError(
                 f"Member {name} has spaxels of {scale[0]:.4f}\" x {scale[1]:.4f}\" but the "

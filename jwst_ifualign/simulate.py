@@ -304,7 +304,7 @@ def make_cube(
         pos = SkyCoord(ra * u.deg, dec * u.deg).spherical_offsets_by(
             (dra - e_ra) * u.arcsec, (ddec - e_dec) * u.arcsec
         )
-        x, y, _ = model.meta.wcs.invert(pos.ra.deg, pos.dec.deg, w0)
+        x, y, _ = model.meta.wcs.invert(pos.ra.deg, pos.dec.deg, w0, with_bounding_box=False)
         return float(x), float(y)
 
     fwhm = setup.fwhm_arcsec_at_zero + setup.fwhm_um_slope * wavelengths
@@ -381,7 +381,7 @@ def _footprint(model, fov_arcsec, fov_pa_deg, centre):
     """Boolean (ny, nx): spaxel centres inside the exposure's rotated rectangular field of view."""
     _, ny, nx = model.data.shape
     y, x = np.mgrid[:ny, :nx]
-    ra, dec, _ = model.meta.wcs(x.ravel(), y.ravel(), np.zeros(x.size))
+    ra, dec, _ = model.meta.wcs(x.ravel(), y.ravel(), np.zeros(x.size), with_bounding_box=False)
     c0 = SkyCoord(centre[0] * u.deg, centre[1] * u.deg)
     dra, ddec = c0.spherical_offsets_to(SkyCoord(ra * u.deg, dec * u.deg))
     t = math.radians(fov_pa_deg)
@@ -395,13 +395,13 @@ def _truth_pixels(ref_model, member_error, ref_error):
     """Offset in reference pixels that a pointing error difference produces (module docstring)."""
     _, ny, nx = ref_model.data.shape
     xc, yc = (nx - 1) / 2.0, (ny - 1) / 2.0
-    ra, dec, lam = ref_model.meta.wcs(xc, yc, 0)
+    ra, dec, lam = ref_model.meta.wcs(xc, yc, 0, with_bounding_box=False)
     # A feature at reference pixel p (sky S = w(p) + e_r) shows in the member at the pixel whose
     # reference-grid coordinate is S - e_m = w(p) + (e_r - e_m).
     d_ra = ref_error[0] - member_error[0]
     d_dec = ref_error[1] - member_error[1]
     moved = SkyCoord(ra * u.deg, dec * u.deg).spherical_offsets_by(d_ra * u.arcsec, d_dec * u.arcsec)
-    x, y, _ = ref_model.meta.wcs.invert(moved.ra.deg, moved.dec.deg, lam)
+    x, y, _ = ref_model.meta.wcs.invert(moved.ra.deg, moved.dec.deg, lam, with_bounding_box=False)
     return float(x) - xc, float(y) - yc
 
 

@@ -171,3 +171,30 @@ def test_single_member_is_passed_through_as_skipped(miri_sim):
     assert result.meta.cal_step.ifu_align == "SKIPPED"
     np.testing.assert_array_equal(result.data, model.data)
     assert result is not model
+
+
+def test_offsets_applied_as_cube_build_does_put_member_source_on_reference(tmp_path):
+    """Signs of the offset file: the member's source, moved as cube_build moves it, lands on the
+    reference's source (both positions measured on the data, through each cube's own WCS)."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    from jwst_ifualign.quality import point_source_fwhm, white_light
+    from jwst_ifualign.simulate import simulate_association, write_association
+
+    sim = simulate_association(shape=(60, 35, 37), snr=100.0, errors_arcsec=((0, 0), (0.12, -0.09)), n_members=2)
+    asn = write_association(sim, tmp_path / "data")
+    IFUAlignStep.call(str(asn), save_results=True, output_dir=str(tmp_path / "out"))
+    with asdf.open(product_files(tmp_path / "out")["asdf"]) as af:
+        ra_off, dec_off = af.tree["raoffset"][1], af.tree["decoffset"][1]
+
+    def source_on_sky(model):
+        _, x, y = point_source_fwhm(white_light(model.data))
+        ra, dec, _ = model.meta.wcs(x, y, 0)
+        return SkyCoord(ra * u.deg, dec * u.deg)
+
+    ref_source = source_on_sky(sim.members[0].model)
+    member_source = source_on_sky(sim.members[1].model)
+    assert member_source.separation(ref_source).to_value(u.arcsec) > 0.1  # misaligned before
+    moved = member_source.spherical_offsets_by(ra_off * u.arcsec, dec_off * u.arcsec)
+    assert moved.separation(ref_source).to_value(u.arcsec) < 0.005  # aligned after

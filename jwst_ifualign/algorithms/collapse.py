@@ -36,16 +36,18 @@ def collapse_sums(data, err, valid):
 def image_from_sums(dsum, e2sum, n, nplanes, *, min_fraction=0.5):
     """Mean image and its error from :func:`collapse_sums` over ``nplanes`` planes.
 
-    A spaxel is valid in the image only when at least ``min_fraction`` of its planes are
-    valid, so that spaxels seen in only part of the range (footprint edges, NaN planes) do not
-    carry a different spectral weighting into the registration.
+    A spaxel is valid in the image only when it has at least ``min_fraction`` as many valid
+    planes as the best-covered spaxel, so that spaxels seen in only part of the range (footprint
+    edges, NaN planes) do not carry a different spectral weighting into the registration.
 
     Returns
     -------
     image, image_err : ndarray of float64, shape (ny, nx)
         Mean over valid planes and its error ``sqrt(sum err**2) / n``; NaN where not valid.
     """
-    ok = n >= max(1, min_fraction * nplanes)
+    # Relative to the best-covered spaxel, not to all planes: planes lost everywhere (flagged
+    # or NaN in the whole cube) must not remove every spaxel.
+    ok = n >= max(1, min_fraction * min(nplanes, int(np.max(n, initial=0))))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, dsum / n, np.nan), np.where(ok, np.sqrt(e2sum) / n, np.nan)
 
