@@ -57,6 +57,7 @@ FLAG_REFERENCE = "reference"
 FLAG_MAX_SHIFT = "rejected_max_shift"
 FLAG_NOT_MEASURED = "not_measured"
 FLAG_LOW_SNR = "rejected_low_snr"
+FLAG_NO_DATA = "no_data"
 
 #: Ways to turn measurements into offsets (``AlignOptions.solution``).
 SOLUTIONS = ("pairs", "reference")
@@ -234,6 +235,13 @@ def peak_snr(image, err):
 
 def _direct(ref_images, placed, residual, placement, name, options):
     """Measure one member against the reference; returns (MemberMeasurement or None, flag)."""
+    if not np.isfinite(placed[0][0]).any():
+        log.warning(
+            "Member %s has no valid data where it meets the reference (all NaN or DO_NOT_USE, "
+            "or no overlap); it is skipped and flagged.",
+            name,
+        )
+        return None, FLAG_NO_DATA
     snr = peak_snr(*placed[0])
     if snr < options.min_snr:
         log.warning(
@@ -284,7 +292,8 @@ def _warn_chunks(name, measurement, chunks, wavelengths):
     )
     log.warning(
         "Member %s: offsets of the wavelength chunks disagree beyond their errors (reduced "
-        "chi2 %.1f): %s. The WCS may be wrong or the offset may change with wavelength.",
+        "chi2 %.1f): %s. The WCS may be wrong, the offset may change with wavelength, or the "
+        "PSF may be undersampled (NIRSpec IFU: consider method=centroid for a compact source).",
         name,
         measurement.chunk_chi2,
         ranges,
@@ -302,6 +311,12 @@ def _measure(members, ref_index, placements, options, planes, chunks, wavelength
         placed.append(p)
         residuals.append(f)
 
+    if not np.isfinite(placed[ref_index][0][0]).any():
+        raise InputError(
+            f"The reference {members.names[ref_index]} has no valid data in the measured "
+            "wavelength range (all NaN or DO_NOT_USE); choose another reference (parameter "
+            "reference) or wavelength_range."
+        )
     zero = Offset(0.0, 0.0, 0.0, 0.0)
     nan = Offset(np.nan, np.nan)
     results, measurements = [], {}

@@ -122,3 +122,47 @@ def test_strun_bad_input_exits_nonzero_with_clear_message(asn_copy, tmp_path):
     assert done.returncode != 0
     assert f"{name} does not exist" in done.stderr + done.stdout
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_all_nan_member_is_skipped_and_flagged(miri_sim):
+    from jwst_ifualign.align import AlignOptions, align_members
+    from jwst_ifualign.inputs import Members
+
+    models = [m.model.copy() for m in miri_sim.members]
+    models[3].data[:] = np.nan
+    members = Members(models, [m.meta.filename for m in models], "x", [False] * 4)
+    result = align_members(members, AlignOptions())
+    assert result.members[3].flag == "no_data"
+    assert abs(result.members[2].measured.dx - miri_sim.members[2].truth_dx) < 0.05
+
+
+def test_all_nan_reference_is_a_clear_error(asn_copy, tmp_path):
+    from jwst_ifualign.align import AlignOptions, align_members
+    from jwst_ifualign.inputs import load_members
+
+    members = load_members(str(asn_copy))
+    try:
+        members.models[0].data[:] = np.nan  # in memory only
+        with pytest.raises(InputError, match="reference .* has no valid data"):
+            align_members(members, AlignOptions())
+    finally:
+        members.close()
+
+
+def test_interrupted_write_leaves_no_partial_file(tmp_path):
+    from jwst_ifualign.outputs import write_atomic
+
+    target = tmp_path / "product_ifualign.fits"
+
+    def writer(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"SIMPLE  = T" + b" " * 1000)
+        raise KeyboardInterrupt  # as if the run were stopped half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, writer)
+    assert list(tmp_path.iterdir()) == []
+
+    write_atomic(target, lambda tmp: open(tmp, "wb").write(b"complete"))
+    assert target.read_bytes() == b"complete"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
