@@ -166,3 +166,51 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path):
     write_atomic(target, lambda tmp: open(tmp, "wb").write(b"complete"))
     assert target.read_bytes() == b"complete"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def _replace_member(asn, index, model):
+    name = members_of(asn)[index]["expname"]
+    model.save(asn.parent / name)
+    return name
+
+
+def test_member_from_another_instrument(asn_copy, tmp_path):
+    name = members_of(asn_copy)[1]["expname"]
+    with datamodels.open(asn_copy.parent / name) as model:
+        other = model.copy()
+    other.meta.instrument.name = "NIRSPEC"
+    _replace_member(asn_copy, 1, other)
+    run_and_expect(asn_copy, InputError, f"{name} is from NIRSPEC but the reference", tmp_path)
+
+
+def test_member_with_another_spatial_scale(tmp_path):
+    import dataclasses
+
+    from jwst_ifualign.simulate import MIRI_CH1
+
+    sim = small_association(n_members=2)
+    coarse = dataclasses.replace(MIRI_CH1, spaxel_arcsec=0.2)
+    sim.members[1] = small_association(n_members=2, setup=coarse).members[1]
+    sim.members[1].model.meta.filename = "coarse_s3d.fits"
+    asn = write_association(sim, tmp_path / "data")
+    run_and_expect(asn, InputError, r'coarse_s3d.fits has spaxels of 0.2000" x 0.2000"', tmp_path)
+
+
+def test_member_that_is_a_spectrum(asn_copy, tmp_path):
+    spectrum = datamodels.MultiSlitModel()
+    spectrum.save(asn_copy.parent / "spec_x1d.fits")
+    rewrite(asn_copy, [*members_of(asn_copy), {"expname": "spec_x1d.fits", "exptype": "science"}])
+    run_and_expect(asn_copy, InputError, "spec_x1d.fits is a MultiSlitModel, not an IFU cube", tmp_path)
+
+
+def test_member_without_overlap_is_skipped_and_flagged():
+    """A member pointed 30 arcsec away shares no sky with the reference: flagged, run goes on."""
+    from jwst_ifualign.align import AlignOptions, align_members
+    from jwst_ifualign.inputs import Members
+
+    dithers = ((0.0, 0.0), (0.51, -0.32), (30.0, 0.0))
+    sim = small_association(n_members=3, dithers_arcsec=dithers)
+    models = [m.model for m in sim.members]
+    result = align_members(Members(models, [m.meta.filename for m in models], "x", [False] * 3), AlignOptions())
+    assert result.members[2].flag == "no_data"
+    assert result.members[1].flag == ""
