@@ -1,0 +1,177 @@
+"""Bring every member onto the output grid with its offset and combine them, block by block.
+
+The adapter between models and :mod:`jwst_ifualign.algorithms` for resampling and combination:
+one resampling per member (translation, general WCS mapping, or per plane when the mapping
+changes with wavelength), wavelength processed in blocks of ``chunk_size`` planes, serially or
+on dask.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .algorithms.combine import combine_cubes
+from .algorithms.resample import (
+    bilinear_footprint,
+    gather_nearest,
+    resample_cube,
+    translate_cube,
+    translate_nearest,
+)
+from .exceptions import ParameterError
+from .results import DO_NOT_USE, NON_SCIENCE, valid_voxels
+from .wcs_mapping import member_extent, reference_to_member_pixels
+
+__all__ = ["resamplers", "output_grid", "combine_block", "run_blocks"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Resampler:
+    """How one member is brought onto the reference grid with its applied offset.
+
+    Exactly one of: ``identity`` (the reference itself), ``shift`` (a pure translation
+    ``(tx, ty)``: reference pixel p samples the member at p + shift), ``footprint`` (general WCS
+    mapping, the same at every plane) or ``per_plane`` (a function of the plane index returning
+    a footprint, for a mapping that changes with wavelength).
+    """
+
+    identity: bool = False
+    shift: tuple | None = None
+    footprint: object = None
+    per_plane: object = None
+
+    def block(self, model, z0, z1, kernel, out_shape, positive_err):
+        """Aligned (data, err, valid, dq) of planes [z0, z1) on the reference grid."""
+        valid = valid_voxels(model, z0, z1, positive_err=positive_err)
+        data, err, dq = model.data[z0:z1], model.err[z0:z1], model.dq[z0:z1]
+        if self.identity:
+            return data, err, valid, dq
+        fill = DO_NOT_USE | NON_SCIENCE
+        if self.shift is not None:
+            d, e, v = translate_cube(data, err, valid, self.shift, out_shape, kernel=kernel)
+            return d, e, v, translate_nearest(dq, self.shift, out_shape, fill)
+        if self.per_plane is None:
+            d, e, v = resample_cube(data, err, valid, self.footprint, kernel=kernel)
+            return d, e, v, gather_nearest(dq, self.footprint, fill)
+        parts = []
+        for k, z in enumerate(range(z0, z1)):
+            fp = self.per_plane(z)
+            d, e, v = resample_cube(
+                data[k : k + 1], err[k : k + 1], valid[k : k + 1], fp, kernel=kernel
+            )
+            parts.append((d, e, v, gather_nearest(dq[k : k + 1], fp, fill)))
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+
+def resamplers(ref, members, placements, varies_list, results, origin, out_shape):
+    """One _Resampler per member, its applied offset folded into its mapping onto the output grid.
+
+    Output pixel q is reference pixel q + origin.
+    """
+    resamplers = []
+    same_grid = tuple(origin) == (0, 0) and tuple(out_shape) == ref.data.shape[1:]
+    for model, placement, varies, res in zip(
+        members.models, placements, varies_list, results, strict=True
+    ):
+        offset = (res.applied.dx + origin[0], res.applied.dy + origin[1])
+        if model is ref and same_grid and (res.applied.dx, res.applied.dy) == (0.0, 0.0):
+            resamplers.append(_Resampler(identity=True))
+            continue
+        if placement.translation is not None and not varies:
+            tx, ty = placement.translation
+            resamplers.append(_Resampler(shift=(tx + offset[0], ty + offset[1])))
+            continue
+        shape = model.data.shape[1:]
+        applied = (res.applied.dx, res.applied.dy)
+        if not varies:
+            xm, ym = reference_to_member_pixels(
+                ref, model, shift=applied, origin=origin, shape=out_shape
+            )
+            resamplers.append(_Resampler(footprint=bilinear_footprint(xm, ym, shape)))
+            continue
+        log.info("Member %s: celestial mapping varies with wavelength; resampling per plane.", res.name)
+
+        def by_plane(z, model=model, shape=shape, applied=applied):
+            xm, ym = reference_to_member_pixels(
+                ref, model, shift=applied, plane=z, origin=origin, shape=out_shape
+            )
+            return bilinear_footprint(xm, ym, shape)
+
+        resamplers.append(_Resampler(per_plane=by_plane))
+    return resamplers
+
+
+def output_grid(ref, members, results, kind):
+    """Origin (reference pixel of output pixel 0, 0) and shape (ny, nx) of the output grid.
+
+    ``reference``: the reference's own grid. ``union``: the reference's grid (same tangent
+    point, scale and orientation) extended by whole pixels to cover every member's footprint
+    once aligned.
+    """
+    ny, nx = ref.data.shape[1:]
+    if kind == "reference":
+        return (0, 0), (ny, nx)
+    x0, x1, y0, y1 = 0, nx - 1, 0, ny - 1
+    for model, r in zip(members.models, results, strict=True):
+        covered = np.isfinite(model.data).any(axis=0)
+        xmin, xmax, ymin, ymax = member_extent(ref, model, covered)
+        if not np.isfinite(xmin):
+            continue
+        # The aligned member shows its spaxel at reference pixel p at p - applied offset.
+        x0 = min(x0, int(np.floor(xmin - r.applied.dx + 0.5)))
+        x1 = max(x1, int(np.ceil(xmax - r.applied.dx - 0.5)))
+        y0 = min(y0, int(np.floor(ymin - r.applied.dy + 0.5)))
+        y1 = max(y1, int(np.ceil(ymax - r.applied.dy - 0.5)))
+    return (x0, y0), (y1 - y0 + 1, x1 - x0 + 1)
+
+
+def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
+    """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count)."""
+    positive_err = method == "weighted_mean"
+    stack = [
+        r.block(model, z0, z1, kernel, out_shape, positive_err)
+        for model, r in zip(members.models, resamplers, strict=True)
+    ]
+    data = np.stack([s[0] for s in stack])
+    err = np.stack([s[1] for s in stack])
+    valid = np.stack([s[2] for s in stack])
+    out, out_err, count = combine_cubes(data, err, valid, method=method)
+    used = valid if method != "weighted_mean" else valid & np.isfinite(err) & (err > 0)
+    flags = np.zeros(out.shape, np.uint32)
+    for s, v in zip(stack, used, strict=True):
+        flags |= np.where(v, s[3] & ~np.uint32(DO_NOT_USE | NON_SCIENCE), 0).astype(np.uint32)
+    flags[count == 0] = DO_NOT_USE | NON_SCIENCE
+    return out, out_err, flags, count
+
+
+def run_blocks(block, bounds, parallel):
+    """Yield ``block(z0, z1)`` for every wavelength block, serially or as dask tasks.
+
+    With ``parallel``, blocks run on dask: the active ``dask.distributed`` client if there is
+    one, threads otherwise. Blocks are independent, so the result is identical to the serial one.
+    """
+    if not parallel:
+        for z0, z1 in bounds:
+            yield block(z0, z1)
+        return
+    try:
+        import dask
+    except ImportError:
+        raise ParameterError(
+            "parallel=True needs dask: pip install 'jwst_ifualign[dask]' (or set parallel=False)."
+        ) from None
+    scheduler = "threads"
+    try:
+        from distributed import default_client
+
+        default_client()
+        scheduler = None  # the user's distributed client
+    except (ImportError, ValueError):
+        pass
+    tasks = [dask.delayed(block)(z0, z1) for z0, z1 in bounds]
+    yield from dask.compute(*tasks, scheduler=scheduler)
