@@ -14,7 +14,13 @@ import logging
 import numpy as np
 
 from .algorithms.collapse import collapse_sums, image_from_sums
-from .algorithms.measure import Placement, measure_placed, place_images, translation_of
+from .algorithms.measure import (
+    CHUNK_CHI2_WARN,
+    Placement,
+    measure_placed,
+    place_images,
+    translation_of,
+)
 from .algorithms.offset import Offset
 from .algorithms.registration import RegistrationError
 from .algorithms.resample import bilinear_footprint
@@ -32,13 +38,9 @@ from .results import (
 )
 from .wcs_mapping import mapping_and_wavelength_check, pixel_offsets_to_sky
 
-__all__ = ["placement", "measure_members", "peak_snr", "CHUNK_CHI2_WARN"]
+__all__ = ["placement", "measure_members", "peak_snr"]
 
 log = logging.getLogger(__name__)
-
-#: Reduced chi-square of the chunk offsets above which a warning is logged (p ~ 1e-3 for 4 dof).
-CHUNK_CHI2_WARN = 4.6
-
 
 def _white_light(model, planes, chunks, block):
     """Full-range and chunk white-light images of a member on its native grid.

@@ -16,7 +16,9 @@ Errors: the full range is measured once; each of ``n_chunks`` contiguous wavelen
 measured too. The empirical error is the scatter of the chunk offsets divided by
 ``sqrt(n_chunks)`` (each chunk holds 1/n_chunks of the signal), scaled by the ratio of Student's
 t and Gaussian 2-sigma quantiles for ``n_chunks - 1`` degrees of freedom, because a scatter from a
-few chunks is itself uncertain (x1.42 for 5 chunks); the reported error is the larger
+few chunks is itself uncertain (x1.42 for 5 chunks). When the chunks disagree beyond their noise
+errors (reduced chi-square above ``CHUNK_CHI2_WARN``) the scatter is systematic and is not
+divided by ``sqrt(n_chunks)``. The reported error is the larger
 of that, the method's formal error and its quantisation step over sqrt(12)
 (:func:`~jwst_ifualign.algorithms.registration.resolution`).
 """
@@ -40,10 +42,15 @@ __all__ = [
     "place_image",
     "place_images",
     "measure_placed",
+    "CHUNK_CHI2_WARN",
 ]
 
 #: Two-sided probability of +-2 sigma for a Gaussian (0.9772 one-sided).
 _COVERAGE_2SIGMA = stats.norm.cdf(2.0)
+
+#: Reduced chi-square of the chunk offsets above which they are taken to disagree (p ~ 1e-3 for
+#: 4 degrees of freedom): the adapter warns, and the chunk scatter is not averaged down.
+CHUNK_CHI2_WARN = 4.6
 
 #: Largest deviation (pixels) of a mapping from a pure translation for the native-grid path.
 TRANSLATION_TOLERANCE = 0.005
@@ -223,12 +230,18 @@ def measure_placed(reference_images, placed_images, residual, *, method, upsampl
             results.append(Offset(np.nan, np.nan))
     formal, chunks = results[0], results[1:]
     good = [c for c in chunks if np.isfinite(c.dx)]
+    chunk_chi2 = _chunk_chi2(chunks)
     if len(good) >= 2:
         arr = np.array([(c.dx, c.dy) for c in good])
         # A scatter from few chunks is itself uncertain: scale it so that +-2 sigma covers what
         # a Gaussian 2 sigma would (Student t with n - 1 degrees of freedom; x1.42 for 5 chunks).
         t_scale = stats.t.ppf(_COVERAGE_2SIGMA, len(good) - 1) / stats.norm.ppf(_COVERAGE_2SIGMA)
-        scatter = arr.std(axis=0, ddof=1) / np.sqrt(len(good)) * t_scale
+        scatter = arr.std(axis=0, ddof=1) * t_scale
+        if not chunk_chi2 > CHUNK_CHI2_WARN:
+            # Chunks agree within their noise: their scatter averages down over the chunks.
+            # Otherwise it is systematic (an offset that changes with wavelength, an
+            # undersampled PSF) and does not: the scatter itself is the error.
+            scatter = scatter / np.sqrt(len(good))
         empirical = tuple(float(v) for v in scatter)
     else:
         empirical = (np.nan, np.nan)
@@ -244,7 +257,7 @@ def measure_placed(reference_images, placed_images, residual, *, method, upsampl
         formal=formal,
         empirical_err=empirical,
         chunks=chunks,
-        chunk_chi2=_chunk_chi2(chunks),
+        chunk_chi2=chunk_chi2,
         native_grid=native_grid,
     )
 

@@ -8,10 +8,13 @@ method                library call                                              
 ===================== =========================================================== ============
 ``chi2``              ``image_registration.chi2_shifts.chi2n_map`` (chi2_shift's   chi2 Hessian
                       chi2 surface) + quadratic fit of its minimum
-``dft``               ``image_registration.register_images(ref, img, usfac)``     none (NaN)
-``cross_correlation`` ``image_registration.cross_correlation_shifts(ref, img)``   none (NaN)
+``dft``               ``image_registration.register_images(ref, img, usfac)``     chi2 Hessian+
+``cross_correlation`` ``image_registration.cross_correlation_shifts(ref, img)``   chi2 Hessian+
 ``centroid``          flux-weighted centroid difference (``numpy``)               from ERR
 ===================== =========================================================== ============
+
++ these libraries give no uncertainty; when error images are given, the noise error comes from
+the curvature of the chi2 surface of the same prepared images.
 
 How both images are prepared (:func:`measure_offset`):
 
@@ -328,6 +331,14 @@ def _run_backend(method, ref, img, err, *, current, upsample_factor, margin):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         offset = _BACKENDS[method](ref, img, err, upsample_factor=upsample_factor)
+        if err is not None and method in ("dft", "cross_correlation"):
+            # These libraries give no uncertainty: take the noise error from the curvature of the
+            # chi2 surface of the same images (the shift itself stays the method's own).
+            try:
+                noise = _chi2(ref, img, err, upsample_factor=None)
+                offset = Offset(offset.dx, offset.dy, noise.dx_err, noise.dy_err)
+            except RegistrationError:
+                pass
     if not (np.isfinite(offset.dx) and np.isfinite(offset.dy)):
         raise RegistrationError(f"method {method!r} returned a non-finite shift {offset[:2]}")
     if moved:
