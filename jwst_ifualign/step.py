@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -114,10 +115,11 @@ class IFUAlignStep(Step):
         Returns
         -------
         IFUCubeModel
-            The combined cube on the reference grid; ``meta.cal_step.ifu_align`` is COMPLETE, or
+            The combined cube on the output grid; ``meta.cal_step.ifu_align`` is COMPLETE, or
             SKIPPED for a single-member input (returned as a copy).
         """
         options = self._options()
+        self._diagnostic_images = None
         members = load_members(step_input)
         try:
             self._product_name = members.product_name
@@ -148,10 +150,11 @@ class IFUAlignStep(Step):
         )
         model = members.models[0]
         zero = Offset(0.0, 0.0, 0.0, 0.0)
+        # Copies: the output must not share memory with the caller's model.
         result = AlignResult(
-            data=model.data,
-            err=model.err,
-            dq=model.dq,
+            data=model.data.copy(),
+            err=model.err.copy(),
+            dq=model.dq.copy(),
             count=(model.weightmap > 0).astype("int16")
             if model.hasattr("weightmap") and model.weightmap is not None
             else (model.dq & 1 == 0).astype("int16"),
@@ -160,7 +163,7 @@ class IFUAlignStep(Step):
             measure_planes=(0, model.data.shape[0]),
             chunk_planes=[],
         )
-        single = AlignOptions(**{**options.__dict__, "reference": 0})
+        single = dataclasses.replace(options, reference=0)
         out = build_output_model(model, result, options=single, names=members.names)
         out.meta.cal_step.ifu_align = "SKIPPED"
         return out, offsets_table(result, options=single, names=members.names)

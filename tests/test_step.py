@@ -171,6 +171,7 @@ def test_single_member_is_passed_through_as_skipped(miri_sim):
     assert result.meta.cal_step.ifu_align == "SKIPPED"
     np.testing.assert_array_equal(result.data, model.data)
     assert result is not model
+    assert not np.shares_memory(result.data, model.data)
 
 
 def test_offsets_applied_as_cube_build_does_put_member_source_on_reference(tmp_path):
