@@ -182,7 +182,7 @@ def measure_members(members, ref_index, placements, options, planes, chunks, wav
             results.append(MemberResult(name, m.offset, m.offset, "", measurement=m))
 
     fit = None
-    good = [i for i, r in enumerate(results) if r.flag in ("", FLAG_REFERENCE)]
+    good = [i for i, r in enumerate(results) if r.accepted]
     if options.solution == "pairs" and len(good) >= 3:
         fit = _solve_pairs(members, ref_index, good, placed, residuals, measurements, options)
         for i, off in zip(good, fit.offsets, strict=True):

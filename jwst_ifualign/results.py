@@ -91,6 +91,11 @@ class MemberResult:
     dec_offset_err: float = 0.0
     measurement: MemberMeasurement | None = None
 
+    @property
+    def accepted(self):
+        """True if the member's own offset is used: measured and accepted, or the reference."""
+        return self.flag in ("", FLAG_REFERENCE)
+
 
 @dataclass
 class AlignResult:
