@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .algorithms.combine import combine_cubes
+from .algorithms.combine import WeightedMean, combine_cubes
 from .algorithms.resample import (
     bilinear_footprint,
     gather_nearest,
     resample_cube,
-    translate_cube,
+    translate_parts,
     translate_nearest,
 )
 from .exceptions import ParameterError
@@ -46,26 +46,37 @@ class _Resampler:
     per_plane: object = None
 
     def block(self, model, z0, z1, kernel, out_shape, positive_err):
-        """Aligned (data, err, valid, dq) of planes [z0, z1) on the reference grid."""
+        """Aligned planes [z0, z1) on the output grid: (data, var, valid, dq).
+
+        ``data`` is 0 and ``var`` (error squared) is +inf where ``valid`` is False (the form
+        :class:`~jwst_ifualign.algorithms.combine.WeightedMean` adds without masking).
+        """
         valid = valid_voxels(model, z0, z1, positive_err=positive_err)
         data, err, dq = model.data[z0:z1], model.err[z0:z1], model.dq[z0:z1]
         if self.identity:
-            return data, err, valid, dq
+            return (*_masked(data, err, valid), valid, dq)
         fill = DO_NOT_USE | NON_SCIENCE
         if self.shift is not None:
-            d, e, v = translate_cube(data, err, valid, self.shift, out_shape, kernel=kernel)
-            return d, e, v, translate_nearest(dq, self.shift, out_shape, fill)
+            d, var, v = translate_parts(data, err, valid, self.shift, out_shape, kernel=kernel)
+            return d, var, v, translate_nearest(dq, self.shift, out_shape, fill)
         if self.per_plane is None:
             d, e, v = resample_cube(data, err, valid, self.footprint, kernel=kernel)
-            return d, e, v, gather_nearest(dq, self.footprint, fill)
+            return (*_masked(d, e, v), v, gather_nearest(dq, self.footprint, fill))
         parts = []
         for k, z in enumerate(range(z0, z1)):
             fp = self.per_plane(z)
             d, e, v = resample_cube(
                 data[k : k + 1], err[k : k + 1], valid[k : k + 1], fp, kernel=kernel
             )
-            parts.append((d, e, v, gather_nearest(dq[k : k + 1], fp, fill)))
+            parts.append((*_masked(d, e, v), v, gather_nearest(dq[k : k + 1], fp, fill)))
         return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+
+def _masked(data, err, valid):
+    """(data, var) as float32 with 0 and +inf where not ``valid``."""
+    d = np.where(valid, data, np.float32(0)).astype(np.float32, copy=False)
+    var = np.where(valid, err, np.float32(np.inf)).astype(np.float32, copy=False)
+    return d, np.multiply(var, var, out=var)
 
 
 def resamplers(ref, members, placements, varies_list, results, origin, out_shape):
@@ -131,20 +142,32 @@ def output_grid(ref, members, results, kind):
 
 
 def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
-    """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count)."""
-    positive_err = method == "weighted_mean"
-    stack = [
-        r.block(model, z0, z1, kernel, out_shape, positive_err)
+    """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count).
+
+    The weighted mean is accumulated one member at a time; ``mean`` and ``median`` need the
+    stack of members.
+    """
+    shape = (z1 - z0, *out_shape)
+    flags = np.zeros(shape, np.uint32)
+    keep = np.uint32(~np.uint32(DO_NOT_USE | NON_SCIENCE))
+    parts = (
+        r.block(model, z0, z1, kernel, out_shape, method == "weighted_mean")
         for model, r in zip(members.models, resamplers, strict=True)
-    ]
-    data = np.stack([s[0] for s in stack])
-    err = np.stack([s[1] for s in stack])
-    valid = np.stack([s[2] for s in stack])
-    out, out_err, count = combine_cubes(data, err, valid, method=method)
-    used = valid if method != "weighted_mean" else valid & np.isfinite(err) & (err > 0)
-    flags = np.zeros(out.shape, np.uint32)
-    for s, v in zip(stack, used, strict=True):
-        flags |= np.where(v, s[3] & ~np.uint32(DO_NOT_USE | NON_SCIENCE), 0).astype(np.uint32)
+    )
+    if method == "weighted_mean":
+        total = WeightedMean(shape)
+        for d, var, valid, dq in parts:
+            total.add(d, var, valid)
+            np.bitwise_or(flags, dq & keep, out=flags, where=valid)
+        out, out_err, count = total.result()
+    else:
+        data, err, valid = [], [], []
+        for d, var, v, dq in parts:
+            data.append(np.where(v, d, np.float32(np.nan)))
+            err.append(np.where(v, np.sqrt(var), np.float32(np.nan)))
+            valid.append(v)
+            np.bitwise_or(flags, dq & keep, out=flags, where=v)
+        out, out_err, count = combine_cubes(np.stack(data), np.stack(err), np.stack(valid), method=method)
     flags[count == 0] = DO_NOT_USE | NON_SCIENCE
     return out, out_err, flags, count
 

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["COMBINE_METHODS", "combine_cubes"]
+__all__ = ["COMBINE_METHODS", "combine_cubes", "WeightedMean"]
 
 #: Names accepted by :func:`combine_cubes`.
 COMBINE_METHODS = ("weighted_mean", "mean", "median")
@@ -70,3 +70,52 @@ def combine_cubes(data, err, valid, *, method="weighted_mean"):
     out = np.where(covered, out, np.nan).astype(np.float32)
     out_err = np.where(covered, out_err, np.nan).astype(np.float32)
     return out, out_err, count
+
+
+class WeightedMean:
+    """Inverse-variance weighted mean built one member at a time, without a stack of members.
+
+    Gives what :func:`combine_cubes` gives with ``method="weighted_mean"`` (to float32
+    rounding) from members added one after the other, so memory holds the running sums, not
+    every member.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(nwave, ny, nx)`` of the combined block.
+    """
+
+    def __init__(self, shape):
+        self.wsum = np.zeros(shape, np.float32)
+        self.dsum = np.zeros(shape, np.float32)
+        self.count = np.zeros(shape, np.int16)
+
+    def add(self, data, var, valid):
+        """Add one member.
+
+        Parameters
+        ----------
+        data : ndarray of float32, shape (nwave, ny, nx)
+            Surface brightness, 0 where ``valid`` is False.
+        var : ndarray of float32, shape (nwave, ny, nx)
+            Variance (error squared), +inf where ``valid`` is False.
+        valid : ndarray of bool, shape (nwave, ny, nx)
+            Voxels the member covers; they must have a finite, positive variance.
+        """
+        with np.errstate(divide="ignore"):
+            weight = np.divide(np.float32(1), var, dtype=np.float32)
+        self.wsum += weight
+        np.multiply(weight, data, out=weight)
+        self.dsum += weight
+        self.count += valid
+
+    def result(self):
+        """(data, err, count): the weighted mean, ``1 / sqrt(sum(1/err**2))``, members per voxel.
+
+        ``data`` and ``err`` are NaN where no member contributes.
+        """
+        covered = self.count > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(covered, self.dsum / self.wsum, np.float32(np.nan))
+            err = np.where(covered, 1 / np.sqrt(self.wsum), np.float32(np.nan))
+        return out.astype(np.float32, copy=False), err.astype(np.float32, copy=False), self.count

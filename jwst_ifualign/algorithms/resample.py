@@ -22,6 +22,7 @@ is extrapolated. Errors are propagated as for a weighted sum of independent valu
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -235,34 +236,6 @@ def gather_nearest(values, footprint, fill):
     return out.reshape(nwave, *footprint.out_shape).astype(values.dtype)
 
 
-def _embed(arr, ix, iy, out_shape, lo, n_taps):
-    """``B[..., y, x] = arr[..., y + iy + lo, x + ix + lo]`` (zero outside ``arr``).
-
-    Shape ``(nwave, ny_out + n_taps - 1, nx_out + n_taps - 1)``: the inputs of every tap.
-    """
-    nwave, ny_in, nx_in = arr.shape
-    ny, nx = out_shape[0] + n_taps - 1, out_shape[1] + n_taps - 1
-    out = np.zeros((nwave, ny, nx), np.float32)
-    y0, x0 = iy + lo, ix + lo
-    ys, xs = max(0, -y0), max(0, -x0)
-    ye, xe = min(ny, ny_in - y0), min(nx, nx_in - x0)
-    if ys < ye and xs < xe:
-        out[:, ys:ye, xs:xe] = arr[:, ys + y0 : ye + y0, xs + x0 : xe + x0]
-    return out
-
-
-def _separable(embedded, wx, wy, out_shape):
-    """Apply taps ``wx`` along x then ``wy`` along y to an embedded array (see ``_embed``)."""
-    ny, nx = out_shape
-    tmp = embedded[:, :, 0:nx] * wx[0]
-    for i in range(1, len(wx)):
-        tmp += embedded[:, :, i : i + nx] * wx[i]
-    out = tmp[:, 0:ny, :] * wy[0]
-    for j in range(1, len(wy)):
-        out += tmp[:, j : j + ny, :] * wy[j]
-    return out
-
-
 def _taps(kernel, frac):
     """(first offset, weights) of a 1-D kernel sampling at fractional position ``frac``."""
     if kernel == "bicubic":
@@ -270,15 +243,164 @@ def _taps(kernel, frac):
     return 0, np.array([1.0 - frac, frac], np.float32)
 
 
+def _band(n_in, n_out, first, weights):
+    """Matrix ``K`` (n_in, n_out) of a 1-D filter: ``out[o] = sum_k weights[k] in[o + first + k]``.
+
+    Taps that fall outside ``0 <= i < n_in`` are left out (zero input), as at a footprint edge.
+    """
+    matrix = np.zeros((n_in, n_out), np.float32)
+    out = np.arange(n_out)
+    for k, w in enumerate(weights):
+        i = out + first + k
+        inside = (i >= 0) & (i < n_in)
+        matrix[i[inside], out[inside]] = w
+    return matrix
+
+
+class _Separable(NamedTuple):
+    """A separable filter as two band matrices: ``out = ky @ in @ kx`` for every plane."""
+
+    kx: np.ndarray  # (nx_in, nx_out)
+    ky: np.ndarray  # (ny_out, ny_in)
+
+    def __call__(self, array):
+        """Apply to an array of shape (..., ny_in, nx_in); returns (..., ny_out, nx_out), float32."""
+        return np.matmul(self.ky, np.matmul(array, self.kx))
+
+
+@functools.lru_cache(maxsize=64)
+def _translation_filters(kernel, shift, in_shape, out_shape):
+    """(weights, squared weights, counts) filters of a translation, as :class:`_Separable`."""
+    tx, ty = shift
+    ix, iy = int(np.floor(tx)), int(np.floor(ty))
+    first, wx = _taps(kernel, tx - ix)
+    _, wy = _taps(kernel, ty - iy)
+    ones = np.ones(len(wx), np.float32)
+
+    def separable(fx, fy):
+        kx = _band(in_shape[1], out_shape[1], ix + first, fx)
+        ky = np.ascontiguousarray(_band(in_shape[0], out_shape[0], iy + first, fy).T)
+        kx.flags.writeable = ky.flags.writeable = False
+        return _Separable(kx, ky)
+
+    return separable(wx, wy), separable(wx**2, wy**2), separable(ones, ones)
+
+
+def _bilinear_at(flat_d, flat_v, spaxels, shift, in_shape):
+    """Bilinear sums of ``w * d`` and ``w**2 * v`` at output spaxels ``(py, px)`` of a translation.
+
+    ``flat_d``, ``flat_v``: (nwave, ny_in * nx_in), zero where not valid. Neighbours outside
+    the input do not contribute. Returns two arrays of shape (nwave, nspaxel).
+    """
+    py, px = spaxels
+    tx, ty = shift
+    ix, iy = int(np.floor(tx)), int(np.floor(ty))
+    fx, fy = tx - ix, ty - iy
+    ny_in, nx_in = in_shape
+    dsum = np.zeros((flat_d.shape[0], py.size), np.float32)
+    vsum = np.zeros_like(dsum)
+    for ox, oy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        xi, yi = px + ix + ox, py + iy + oy
+        inside = (xi >= 0) & (xi < nx_in) & (yi >= 0) & (yi < ny_in)
+        index = np.where(inside, yi * nx_in + xi, 0)
+        wk = np.where(inside, w, 0.0).astype(np.float32)
+        dsum += flat_d[:, index] * wk
+        vsum += flat_v[:, index] * wk**2
+    return dsum, vsum
+
+
+def translate_parts(data, err, valid, shift, out_shape, *, kernel="bicubic"):
+    """Translate a cube onto the output grid; returns data, variance and validity for combining.
+
+    The same resampling as :func:`translate_cube`, in the form the weighted combination uses:
+    ``data_out`` is 0 and ``var_out`` is +inf where the output voxel is not valid, so
+    ``1 / var_out`` is the inverse-variance weight with no masking.
+
+    Parameters
+    ----------
+    data, err : ndarray, shape (nwave, ny_in, nx_in)
+        Surface brightness and its 1-sigma error.
+    valid : ndarray of bool, shape (nwave, ny_in, nx_in)
+        Voxels that may contribute.
+    shift : tuple of float
+        ``(tx, ty)``: output pixel (x, y) samples the input at (x + tx, y + ty).
+    out_shape : tuple of int
+        ``(ny_out, nx_out)``.
+    kernel : {"bicubic", "bilinear"}
+        As for :func:`resample_cube`.
+
+    Returns
+    -------
+    data_out, var_out : ndarray of float32, shape (nwave, ny_out, nx_out)
+        Surface brightness and variance (error squared).
+    valid_out : ndarray of bool, shape (nwave, ny_out, nx_out)
+        May be a read-only broadcast of one 2-D mask.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    shift = (float(shift[0]), float(shift[1]))
+    nwave = data.shape[0]
+    in_shape, out_shape = tuple(data.shape[1:]), tuple(out_shape)
+
+    always = valid.all(axis=0)
+    mixed = (valid.any(axis=0) & ~always).astype(np.float32)
+    always = always.astype(np.float32)
+    vd = np.where(valid, data, np.float32(0)).astype(np.float32, copy=False)
+    vv = np.where(valid, err, np.float32(0)).astype(np.float32, copy=False)
+    np.multiply(vv, vv, out=vv)
+
+    # Bilinear: the fallback, renormalised by the 2-D weight of the always-valid inputs.
+    lin, lin_sq, lin_count = _translation_filters("bilinear", shift, in_shape, out_shape)
+    w_lin = lin(always)
+    n_mixed_lin = lin_count(mixed)
+    nearest_ok = translate_nearest(always[None] > 0, shift, out_shape, False)[0]
+    use = nearest_ok & (w_lin > 0) & (n_mixed_lin < 0.5)
+    per_voxel = n_mixed_lin > 0.5
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv_w = np.where(use, 1.0 / w_lin, 0.0).astype(np.float32)
+    if kernel == "bicubic":
+        cub, cub_sq, cub_count = _translation_filters("bicubic", shift, in_shape, out_shape)
+        n_always, n_mixed = cub_count(always), cub_count(mixed)
+        full = (n_always > 15.5) & (n_mixed < 0.5)
+        per_voxel |= (n_mixed > 0.5) & ~full & (w_lin > 0)
+        data_out, var_out = cub(vd), cub_sq(vv)
+        fallback = np.nonzero(use & ~full)
+        if fallback[0].size:
+            # Where a voxel's 16 neighbours are not all valid: bilinear, renormalised.
+            d, v = _bilinear_at(vd.reshape(nwave, -1), vv.reshape(nwave, -1), fallback, shift, in_shape)
+            w = inv_w[fallback]
+            data_out[:, fallback[0], fallback[1]] = d * w
+            var_out[:, fallback[0], fallback[1]] = v * w**2
+    else:
+        data_out = lin(vd) * inv_w
+        var_out = lin_sq(vv) * inv_w**2
+    # Not valid: data 0 (the filters give finite values), variance +inf.
+    data_out *= use
+    var_out += np.where(use, np.float32(0), np.float32(np.inf))
+    valid_out = np.broadcast_to(use, (nwave, *out_shape))
+
+    if per_voxel.any():
+        # Spaxels whose inputs are valid in some planes and not others: per-voxel gathers.
+        valid_out = valid_out.copy()
+        py, px = np.nonzero(per_voxel)
+        footprint = bilinear_footprint(px + shift[0], py + shift[1], in_shape)
+        d, e, v = resample_cube(data, err, valid, footprint, kernel=kernel)
+        data_out[:, py, px] = np.where(v, d, 0)
+        var_out[:, py, px] = np.where(v, e.astype(np.float32) ** 2, np.inf)
+        valid_out[:, py, px] = v
+    return data_out, var_out, valid_out
+
+
 def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic"):
     """Resample a cube whose mapping onto the output grid is a pure translation.
 
     Gives the result of ``resample_cube`` with ``bilinear_footprint(x + tx, y + ty)`` (same
     kernel, bilinear fallback, renormalisation and error propagation) much faster: the kernel
-    weights are the same at every pixel, so interpolation is a separable filter applied to
-    whole planes by slicing, and where a spaxel's validity does not change with wavelength (the
-    footprint) the renormalisation is a 2-D computation. Only output spaxels whose support
-    holds voxels valid in some planes and not others take the per-voxel path.
+    weights are the same at every pixel, so interpolation is a separable filter, applied to
+    whole blocks of planes as two matrix products (the integer part of the shift and the edges
+    of the input are in the band matrices), and where a spaxel's validity does not change with
+    wavelength (the footprint) the renormalisation is a 2-D computation. Only output spaxels
+    whose support holds voxels valid in some planes and not others take the per-voxel path.
 
     Parameters
     ----------
@@ -296,66 +418,16 @@ def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic"):
     Returns
     -------
     data_out, err_out : ndarray of float32, shape (nwave, ny_out, nx_out)
+        NaN where the output voxel is not valid.
     valid_out : ndarray of bool, shape (nwave, ny_out, nx_out)
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
-    tx, ty = float(shift[0]), float(shift[1])
-    ix, iy = int(np.floor(tx)), int(np.floor(ty))
-    nwave = data.shape[0]
-
-    always = valid.all(axis=0)[None]
-    mixed = (valid.any(axis=0) & ~always[0])[None]
-    vd = np.where(valid, data, 0.0).astype(np.float32)
-    ve = np.where(valid, err, 0.0).astype(np.float32) ** 2
-
-    def filtered(kind, arrays_and_squares):
-        lo, wx = _taps(kind, tx - ix)
-        _, wy = _taps(kind, ty - iy)
-        n = len(wx)
-        ones = np.ones(n, np.float32)
-        out = []
-        for arr, how in arrays_and_squares:
-            emb = _embed(arr, ix, iy, out_shape, lo, n)
-            if how == "count":
-                out.append(_separable(emb, ones, ones, out_shape)[0])
-            elif how == "square":
-                out.append(_separable(emb, wx**2, wy**2, out_shape))
-            else:
-                out.append(_separable(emb, wx, wy, out_shape))
-        return n, out
-
-    # Bilinear pass: the fallback everywhere, renormalised by the 2-D weight of valid inputs.
-    _, (w_lin, n_mixed_lin, d_lin, e2_lin) = filtered(
-        "bilinear", [(always, "weight"), (mixed, "count"), (vd, "weight"), (ve, "square")]
+    data_out, var_out, valid_out = translate_parts(data, err, valid, shift, out_shape, kernel=kernel)
+    nan = np.float32(np.nan)
+    return (
+        np.where(valid_out, data_out, nan),
+        np.where(valid_out, np.sqrt(var_out), nan),
+        valid_out,
     )
-    w_lin = w_lin[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        data_out = d_lin / w_lin
-        err_out = np.sqrt(e2_lin) / w_lin
-    nearest_ok = translate_nearest(always, (tx, ty), out_shape, False)[0]
-    use = nearest_ok & (w_lin > 0) & (n_mixed_lin < 0.5)
-    per_voxel = n_mixed_lin > 0.5
-    if kernel == "bicubic":
-        n, (n_always, n_mixed, d_cub, e2_cub) = filtered(
-            "bicubic", [(always, "count"), (mixed, "count"), (vd, "weight"), (ve, "square")]
-        )
-        full = (n_always > n * n - 0.5) & (n_mixed < 0.5)
-        data_out[:, full] = d_cub[:, full]  # weights sum to one: no renormalisation
-        err_out[:, full] = np.sqrt(e2_cub[:, full])
-        per_voxel |= (n_mixed > 0.5) & ~full & (w_lin > 0)
-    data_out[:, ~use] = np.nan
-    err_out[:, ~use] = np.nan
-    valid_out = np.broadcast_to(use[None], (nwave, *out_shape)).copy()
-
-    if per_voxel.any():
-        py, px = np.nonzero(per_voxel)
-        footprint = bilinear_footprint(px + tx, py + ty, data.shape[1:])
-        d, e, v = resample_cube(data, err, valid, footprint, kernel=kernel)
-        data_out[:, py, px] = d
-        err_out[:, py, px] = e
-        valid_out[:, py, px] = v
-    return data_out.astype(np.float32), err_out.astype(np.float32), valid_out
 
 
 def translate_nearest(values, shift, out_shape, fill):
