@@ -64,11 +64,12 @@ def placement(reference, member):
     """Placement of a member on the reference grid, and whether its mapping varies with wavelength."""
     shape = member.data.shape[1:]
     if member is reference:
-        ny, nx = shape
-        yy, xx = np.mgrid[:ny, :nx].astype(float)
-        return Placement(bilinear_footprint(xx, yy, shape), (0.0, 0.0), shape), False
+        return Placement(None, (0.0, 0.0), shape), False
     xm, ym, varies = mapping_and_wavelength_check(reference, member)
-    return Placement(bilinear_footprint(xm, ym, shape), translation_of(xm, ym), shape), varies
+    translation = translation_of(xm, ym)
+    # A translation is applied on the native grid; only other mappings need the footprint.
+    footprint = bilinear_footprint(xm, ym, shape) if translation is None else None
+    return Placement(footprint, translation, shape), varies
 
 
 def peak_snr(image, err):
@@ -184,7 +185,7 @@ def measure_members(members, ref_index, placements, options, planes, chunks, wav
     fit = None
     good = [i for i, r in enumerate(results) if r.accepted]
     if options.solution == "pairs" and len(good) >= 3:
-        fit = _solve_pairs(members, ref_index, good, placed, residuals, measurements, options)
+        fit = _solve_pairs(members, ref_index, good, placed, residuals, measurements, options, results)
         for i, off in zip(good, fit.offsets, strict=True):
             if i == ref_index:
                 continue
@@ -205,7 +206,50 @@ def measure_members(members, ref_index, placements, options, planes, chunks, wav
     return results, fit
 
 
-def _solve_pairs(members, ref_index, good, placed, residuals, measurements, options):
+def _excess(measurement):
+    """(x, y) factors by which a direct measurement's final errors exceed its formal ones (>= 1).
+
+    The chunk scatter shows how far the formal (noise) error of a member's measurement understates
+    its real error (an undersampled PSF, an offset changing with wavelength).
+    """
+    if measurement is None:
+        return 1.0, 1.0
+    f, o = measurement.formal, measurement.offset
+    return tuple(
+        float(total / formal) if formal > 0 and np.isfinite(total / formal) and total > formal else 1.0
+        for total, formal in ((o.dx_err, f.dx_err), (o.dy_err, f.dy_err))
+    )
+
+
+def _pair_offset(results, i, j, placed, residuals, options):
+    """Offset of member j relative to member i (neither the reference), full wavelength range.
+
+    Started from the difference of their direct offsets. The error is the pair's formal error
+    scaled by the mean squared excess of the two members' direct measurements (see
+    :func:`_excess`): the pair shares its members' images and so their excess scatter, and the
+    wavelength chunks, measured for every member against the reference, are not measured again.
+    """
+    mi, mj = results[i].measured, results[j].measured
+    rel = (residuals[j][0] - residuals[i][0], residuals[j][1] - residuals[i][1])
+    m = measure_placed(
+        placed[i][:1],
+        placed[j][:1],
+        rel,
+        method=options.method,
+        upsample_factor=options.upsample_factor,
+        initial=Offset(mj.dx - mi.dx, mj.dy - mi.dy),
+    )
+    (xi, yi), (xj, yj) = _excess(results[i].measurement), _excess(results[j].measurement)
+    scale = (np.sqrt((xi**2 + xj**2) / 2), np.sqrt((yi**2 + yj**2) / 2))
+    off = m.offset
+    ex, ey = off.dx_err * scale[0], off.dy_err * scale[1]
+    if not (np.isfinite(ex) and np.isfinite(ey) and ex > 0 and ey > 0):
+        # No formal error (a method without one): the direct errors of the two members.
+        ex, ey = np.hypot(mi.dx_err, mj.dx_err), np.hypot(mi.dy_err, mj.dy_err)
+    return Offset(off.dx, off.dy, float(ex), float(ey))
+
+
+def _solve_pairs(members, ref_index, good, placed, residuals, measurements, options, results):
     """Measure every pair of accepted members and solve their offsets together."""
     pairs = []
     for a, i in enumerate(good):
@@ -215,15 +259,8 @@ def _solve_pairs(members, ref_index, good, placed, residuals, measurements, opti
                 m = measurements[key]
                 off = m.offset if key == (i, j) else -m.offset
             else:
-                rel = (residuals[j][0] - residuals[i][0], residuals[j][1] - residuals[i][1])
                 try:
-                    off = measure_placed(
-                        placed[i],
-                        placed[j],
-                        rel,
-                        method=options.method,
-                        upsample_factor=options.upsample_factor,
-                    ).offset
+                    off = _pair_offset(results, i, j, placed, residuals, options)
                 except RegistrationError as exc:
                     log.info("Pair %s / %s not measured: %s", members.names[i], members.names[j], exc)
                     continue

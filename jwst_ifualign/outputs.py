@@ -69,12 +69,17 @@ def build_output_model(reference, result, *, options, names):
         each voxel), ``meta.cal_step.ifu_align = "COMPLETE"`` and ``meta.ifu_align`` holding the
         offsets and options.
     """
+    # Built without validating each of the ~60 assignments below (stdatamodels re-reads schema
+    # files for each: 50-100 ms); the values come from the valid reference or are ours, and the
+    # model is validated as a whole when it is written. Assignments made later by the caller are
+    # validated as usual.
     model = datamodels.IFUCubeModel(
         data=result.data,
         err=result.err,
         dq=result.dq,
         weightmap=result.count.astype(np.float32),
         wavetable=reference.wavetable.copy() if reference.hasattr("wavetable") else None,
+        validate_on_assignment=False,
     )
     model.update(reference, only="PRIMARY")
     model.update(reference, only="SCI")
@@ -114,6 +119,7 @@ def build_output_model(reference, result, *, options, names):
         "convention": OFFSET_CONVENTION,
         "members": [_member_record(r) for r in result.members],
     }
+    model._validate_on_assignment = reference._validate_on_assignment
     return model
 
 

@@ -28,9 +28,13 @@ def collapse_sums(data, err, valid):
     n : ndarray of int, shape (ny, nx)
         Sums that can be added over consecutive blocks of planes.
     """
-    dsum = np.where(valid, data, 0.0).sum(axis=0, dtype=np.float64)
-    e2sum = (np.where(valid, err, 0.0).astype(np.float64) ** 2).sum(axis=0)
-    return dsum, e2sum, valid.sum(axis=0)
+    # Masked copies in the data's own precision; sums in float64, so that they do not depend on
+    # how the planes are split into blocks.
+    zero = np.zeros((), np.result_type(data.dtype, np.float32))
+    dsum = np.where(valid, data, zero).sum(axis=0, dtype=np.float64)
+    e2 = np.where(valid, err, zero)
+    np.multiply(e2, e2, out=e2)
+    return dsum, e2.sum(axis=0, dtype=np.float64), valid.sum(axis=0)
 
 
 def image_from_sums(dsum, e2sum, n, nplanes, *, min_fraction=0.5):

@@ -110,12 +110,15 @@ class WeightedMean:
         self.count += valid
 
     def result(self):
-        """(data, err, count): the weighted mean, ``1 / sqrt(sum(1/err**2))``, members per voxel.
+        """(data, err, count), computed in place of the running sums (call once): the weighted mean, ``1 / sqrt(sum(1/err**2))``, members per voxel.
 
         ``data`` and ``err`` are NaN where no member contributes.
         """
-        covered = self.count > 0
+        uncovered = self.count == 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(covered, self.dsum / self.wsum, np.float32(np.nan))
-            err = np.where(covered, 1 / np.sqrt(self.wsum), np.float32(np.nan))
-        return out.astype(np.float32, copy=False), err.astype(np.float32, copy=False), self.count
+            out = np.divide(self.dsum, self.wsum, out=self.dsum)  # 0 / 0 = NaN where uncovered
+            err = np.sqrt(self.wsum, out=self.wsum)
+            np.divide(np.float32(1), err, out=err)
+        out[uncovered] = np.nan
+        err[uncovered] = np.nan
+        return out, err, self.count

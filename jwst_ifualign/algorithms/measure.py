@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from .offset import Offset
 from .registration import RegistrationError, measure_offset, resolution
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: Two-sided probability of +-2 sigma for a Gaussian (0.9772 one-sided).
-_COVERAGE_2SIGMA = stats.norm.cdf(2.0)
+_COVERAGE_2SIGMA = float(special.ndtr(2.0))
 
 #: Reduced chi-square of the chunk offsets above which they are taken to disagree (p ~ 1e-3 for
 #: 4 degrees of freedom): the adapter warns, and the chunk scatter is not averaged down.
@@ -61,8 +61,9 @@ class Placement(NamedTuple):
 
     Attributes
     ----------
-    footprint : BilinearFootprint
-        Bilinear sampling of the member at every reference pixel (from its own WCS).
+    footprint : BilinearFootprint or None
+        Bilinear sampling of the member at every reference pixel (from its own WCS); None for a
+        translation, which needs none.
     translation : tuple of float or None
         ``(tx, ty)`` when member pixel = reference pixel + (tx, ty) everywhere to within
         ``TRANSLATION_TOLERANCE``; None otherwise.
@@ -189,7 +190,9 @@ def _chunk_chi2(chunks):
     return worst
 
 
-def measure_placed(reference_images, placed_images, residual, *, method, upsample_factor, native_grid=True):
+def measure_placed(
+    reference_images, placed_images, residual, *, method, upsample_factor, native_grid=True, initial=None
+):
     """Measure an offset from image sets already on one grid.
 
     Parameters
@@ -205,6 +208,8 @@ def measure_placed(reference_images, placed_images, residual, *, method, upsampl
         :func:`~jwst_ifualign.algorithms.registration.measure_offset`).
     native_grid : bool
         Recorded in the result.
+    initial : Offset, optional
+        Starting estimate of the full-range offset (same convention as the result).
 
     Returns
     -------
@@ -220,9 +225,9 @@ def measure_placed(reference_images, placed_images, residual, *, method, upsampl
         zip(reference_images, placed_images, strict=True)
     ):
         try:
-            initial = results[0] if results else None
+            start = results[0] if results else initial
             results.append(
-                _measure_one(rimg, rerr, pimg, perr, residual, method, upsample_factor, initial)
+                _measure_one(rimg, rerr, pimg, perr, residual, method, upsample_factor, start)
             )
         except RegistrationError:
             if k == 0:
@@ -235,7 +240,7 @@ def measure_placed(reference_images, placed_images, residual, *, method, upsampl
         arr = np.array([(c.dx, c.dy) for c in good])
         # A scatter from few chunks is itself uncertain: scale it so that +-2 sigma covers what
         # a Gaussian 2 sigma would (Student t with n - 1 degrees of freedom; x1.42 for 5 chunks).
-        t_scale = stats.t.ppf(_COVERAGE_2SIGMA, len(good) - 1) / stats.norm.ppf(_COVERAGE_2SIGMA)
+        t_scale = special.stdtrit(len(good) - 1, _COVERAGE_2SIGMA) / special.ndtri(_COVERAGE_2SIGMA)
         scatter = arr.std(axis=0, ddof=1) * t_scale
         if not chunk_chi2 > CHUNK_CHI2_WARN:
             # Chunks agree within their noise: their scatter averages down over the chunks.

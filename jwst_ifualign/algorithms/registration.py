@@ -202,6 +202,18 @@ def _pad_even(arrays, margin, fill_values):
     ]
 
 
+def _quadratic_fit_matrix():
+    """Least-squares solution matrix of ``a0 + bx u + by v + cxx u**2 + cxy u v + cyy v**2`` on
+    the 3x3 grid ``u, v in (-1, 0, 1)`` (row-major, v = row): coefficients = M @ patch.ravel()."""
+    v, u = np.mgrid[-1:2, -1:2]
+    u, v = u.ravel().astype(float), v.ravel().astype(float)
+    design = np.stack([np.ones(9), u, v, u**2, u * v, v**2], 1)
+    return np.linalg.pinv(design)
+
+
+_QUADRATIC_FIT = _quadratic_fit_matrix()
+
+
 def _chi2(ref, img, err, *, upsample_factor):
     """Minimum of image_registration's chi2 map, refined by a quadratic fit; errors from its curvature.
 
@@ -222,9 +234,7 @@ def _chi2(ref, img, err, *, upsample_factor):
     iy = int(np.clip(iy, 1, ny - 2))
     ix = int(np.clip(ix, 1, nx - 2))
     patch = chi2[iy - 1 : iy + 2, ix - 1 : ix + 2]
-    v, u = np.mgrid[-1:2, -1:2]
-    design = np.stack([np.ones(9), u.ravel(), v.ravel(), u.ravel() ** 2, (u * v).ravel(), v.ravel() ** 2], 1)
-    a0, bx, by, cxx, cxy, cyy = np.linalg.lstsq(design, patch.ravel(), rcond=None)[0]
+    a0, bx, by, cxx, cxy, cyy = _QUADRATIC_FIT @ patch.ravel()
     hessian = np.array([[2 * cxx, cxy], [cxy, 2 * cyy]])
     try:
         step = np.linalg.solve(hessian, [-bx, -by])
