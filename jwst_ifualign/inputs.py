@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import asdf
 import numpy as np
 from jwst.datamodels import ModelContainer
 from jwst.lib.suffix import remove_suffix
 from stdatamodels.jwst import datamodels
+from stdatamodels.validate import ValidationWarning
 
 from .exceptions import InputError
 
@@ -90,7 +93,38 @@ def _read_association(path):
     return [path.parent / m for m in members_sci], str(name)
 
 
-def _open_member(path):
+def open_for_reading(path):
+    """Open an s3d file as a datamodel to read it, without schema validation on read.
+
+    Validation on read re-parses schema files for every keyword of every member: stdatamodels'
+    check of each FITS keyword as it is loaded and asdf's validation of the embedded tree (the
+    WCS) take about half the time to open a 1050x45x47 cube. Both are documented options
+    (``validate_on_assignment=False``: "schema validation occurs only once at the time of write";
+    asdf's ``validate_on_read``, set in a thread-local ``config_context``). The file was validated
+    when cube_build wrote it, and this step checks what it uses (:func:`load_members`). The model
+    is only read, never written.
+    """
+    with asdf.config_context() as config:
+        config.validate_on_read = False
+        return datamodels.open(path, validate_on_assignment=False)
+
+
+def _validated(model, path):
+    """``model`` if its tree is valid against its schema; else ``path`` opened with validation."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ValidationWarning)
+        model.validate()
+    problems = [w for w in caught if issubclass(w.category, ValidationWarning)]
+    for w in caught:
+        if w not in problems:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not problems:
+        return model
+    model.close()
+    return _open_member(path, validate=True)
+
+
+def _open_member(path, validate=False):
     path = Path(path)
     if not path.is_file():
         raise InputError(
@@ -98,7 +132,7 @@ def _open_member(path):
             "it (member paths are relative to the association file)."
         )
     try:
-        model = datamodels.open(path)
+        model = datamodels.open(path) if validate else open_for_reading(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
         raise InputError(
             f"Member file {path} cannot be read as a JWST data model ({type(exc).__name__}: "
@@ -121,7 +155,7 @@ def _check_ifu_cube(model, name):
         )
 
 
-def load_members(step_input):
+def load_members(step_input, reference=None):
     """Open and check the step's input.
 
     Parameters
@@ -129,6 +163,11 @@ def load_members(step_input):
     step_input : str, Path, list, ModelContainer or IFUCubeModel
         An association JSON file, a list of s3d file names and/or IFUCubeModels, or a
         ModelContainer.
+    reference : int, optional
+        Index of the reference member (negative from the end). Files are opened without schema
+        validation (:func:`open_for_reading`); the reference's metadata becomes the output's, so
+        the reference is validated once, and opened again with stdatamodels' validating reader
+        (which drops invalid values, with a warning) if any value is invalid.
 
     Returns
     -------
@@ -174,6 +213,10 @@ def load_members(step_input):
                 names.append(getattr(item.meta, "filename", None) or f"member {len(names)}")
                 opened.append(False)
             _check_ifu_cube(models[-1], names[-1])
+        if reference is not None and -len(items) <= reference < len(items):
+            k = reference % len(items)
+            if opened[k]:
+                models[k] = _validated(models[k], items[k])
     except BaseException:
         for model, mine in zip(models, opened, strict=False):
             if mine:

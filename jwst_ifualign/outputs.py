@@ -18,6 +18,7 @@ import numpy as np
 from astropy.table import Table
 from jwst.assign_wcs.pointing import create_fitswcs
 from stdatamodels.jwst import datamodels
+from stdatamodels.util import get_envar_as_boolean
 
 from .exceptions import ParameterError
 from .inputs import calibrated_name
@@ -72,7 +73,7 @@ def build_output_model(reference, result, *, options, names):
     # Built without validating each of the ~60 assignments below (stdatamodels re-reads schema
     # files for each: 50-100 ms); the values come from the valid reference or are ours, and the
     # model is validated as a whole when it is written. Assignments made later by the caller are
-    # validated as usual.
+    # validated as usual (stdatamodels' default, VALIDATE_ON_ASSIGNMENT).
     model = datamodels.IFUCubeModel(
         data=result.data,
         err=result.err,
@@ -119,7 +120,7 @@ def build_output_model(reference, result, *, options, names):
         "convention": OFFSET_CONVENTION,
         "members": [_member_record(r) for r in result.members],
     }
-    model._validate_on_assignment = reference._validate_on_assignment
+    model._validate_on_assignment = get_envar_as_boolean("VALIDATE_ON_ASSIGNMENT", True)
     return model
 
 

@@ -120,7 +120,7 @@ class IFUAlignStep(Step):
         """
         options = self._options()
         self._diagnostic_images = None
-        members = load_members(step_input)
+        members = load_members(step_input, reference=options.reference)
         try:
             self._product_name = members.product_name
             self._input_names = list(members.names)

@@ -214,3 +214,52 @@ def test_member_without_overlap_is_skipped_and_flagged():
     result = align_members(Members(models, [m.meta.filename for m in models], "x", [False] * 3), AlignOptions())
     assert result.members[2].flag == "no_data"
     assert result.members[1].flag == ""
+
+
+def test_invalid_keyword_in_the_reference_is_dropped_with_a_warning(asn_copy, tmp_path, caplog):
+    """Members are opened without validation (for speed); the reference's metadata becomes the
+    output's, so an invalid value there is caught and dropped as stdatamodels' reader does."""
+    from astropy.io import fits
+
+    name = members_of(asn_copy)[0]["expname"]
+    with fits.open(asn_copy.parent / name, mode="update") as hdul:
+        hdul["SCI"].header["CDELT3"] = "garbage"
+    before = file_digests(asn_copy.parent)
+    out = tmp_path / "out"
+    result = IFUAlignStep.call(str(asn_copy), save_results=True, output_dir=str(out))
+    # stpipe routes Python warnings to its log.
+    assert any("meta.wcsinfo.cdelt3" in r.getMessage() for r in caplog.records)
+    assert result.meta.wcsinfo.cdelt3 != "garbage"
+    assert result.meta.cal_step.ifu_align == "COMPLETE"
+    assert (out / f"{result.meta.filename}").is_file()
+    with datamodels.open(out / f"{result.meta.filename}") as written:
+        assert written.meta.wcsinfo.cdelt3 != "garbage"
+    assert file_digests(asn_copy.parent) == before
+
+
+def test_reading_without_validation_skips_the_schema_reparsing(miri_asn, monkeypatch):
+    """The defect worked around by ``open_for_reading``: validating on read makes asdf parse
+    schema YAML again for each reference it resolves (no cache for schemas of the resource
+    manager), which is about half the time to open a cube. Reading without it parses none."""
+    import yaml
+
+    from jwst_ifualign.inputs import open_for_reading
+
+    path = miri_asn.parent / members_of(miri_asn)[0]["expname"]
+    datamodels.open(path).close()  # warm every other cache
+    calls = []
+    original = yaml.load
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(yaml, "load", counting)
+    with datamodels.open(path) as model:
+        assert model.meta.wcs is not None
+    validating = len(calls)
+    calls.clear()
+    with open_for_reading(path) as model:
+        assert model.meta.wcs is not None
+        assert model.data.shape[0] > 1
+    assert validating > 20 and len(calls) <= 2, (validating, len(calls))
