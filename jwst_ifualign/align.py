@@ -136,7 +136,10 @@ def align_members(members, options):
         wavelengths[planes[0]],
         wavelengths[planes[1] - 1],
     )
-    placements, varies = zip(*(placement(ref, model) for model in members.models), strict=True)
+    inverse = ref.meta.wcs.backward_transform  # built once: as costly as evaluating it
+    placements, varies = zip(
+        *(placement(ref, model, inverse) for model in members.models), strict=True
+    )
     results, pair_fit = measure_members(members, ref_index, placements, options, planes, chunks, wavelengths)
     for r in results:
         m = r.measured

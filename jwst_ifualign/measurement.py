@@ -19,7 +19,6 @@ from .algorithms.measure import (
     Placement,
     measure_placed,
     place_images,
-    translation_of,
 )
 from .algorithms.offset import Offset
 from .algorithms.registration import RegistrationError
@@ -36,7 +35,11 @@ from .results import (
     PairFit,
     valid_voxels,
 )
-from .wcs_mapping import mapping_and_wavelength_check, pixel_offsets_to_sky
+from .wcs_mapping import (
+    mapping_and_wavelength_check,
+    pixel_offsets_to_sky,
+    translation_and_wavelength_check,
+)
 
 __all__ = ["placement", "measure_members", "peak_snr"]
 
@@ -60,16 +63,23 @@ def _white_light(model, planes, chunks, block):
     return [image_from_sums(d, e2, n, nplanes) for d, e2, n, nplanes in wanted]
 
 
-def placement(reference, member):
-    """Placement of a member on the reference grid, and whether its mapping varies with wavelength."""
+def placement(reference, member, reference_inverse=None):
+    """Placement of a member on the reference grid, and whether its mapping varies with wavelength.
+
+    ``reference_inverse``: ``reference.meta.wcs.backward_transform``, built once by the caller
+    for all members (built here when not given).
+    """
     shape = member.data.shape[1:]
     if member is reference:
         return Placement(None, (0.0, 0.0), shape), False
+    if reference_inverse is None:
+        reference_inverse = reference.meta.wcs.backward_transform
+    translation, varies = translation_and_wavelength_check(reference, member, reference_inverse)
+    if translation is not None:
+        # A translation is applied on the native grid: no footprint needed.
+        return Placement(None, translation, shape), varies
     xm, ym, varies = mapping_and_wavelength_check(reference, member)
-    translation = translation_of(xm, ym)
-    # A translation is applied on the native grid; only other mappings need the footprint.
-    footprint = bilinear_footprint(xm, ym, shape) if translation is None else None
-    return Placement(footprint, translation, shape), varies
+    return Placement(bilinear_footprint(xm, ym, shape), None, shape), varies
 
 
 def peak_snr(image, err):

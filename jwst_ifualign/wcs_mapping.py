@@ -11,9 +11,12 @@ import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
+from .algorithms.measure import translation_of
+
 __all__ = [
     "reference_to_member_pixels",
     "mapping_and_wavelength_check",
+    "translation_and_wavelength_check",
     "member_extent",
     "pixel_offsets_to_sky",
 ]
@@ -113,6 +116,48 @@ def mapping_and_wavelength_check(reference, member):
     change = np.concatenate([xm[n + 5 :] - xm[n : n + 5], ym[n + 5 :] - ym[n : n + 5]])
     varies = nwave > 1 and bool(np.max(np.abs(change)) > WAVELENGTH_TOLERANCE)
     return xm[:n].reshape(ny, nx), ym[:n].reshape(ny, nx), varies
+
+
+def translation_and_wavelength_check(reference, member, reference_inverse):
+    """Whether a member's grid is a translation of the reference's, cheaply; and its wavelength check.
+
+    Maps the member's own spaxels into the reference (the member's forward WCS and the
+    reference's inverse, built once for all members: building a gwcs inverse costs about as much
+    as evaluating it), instead of the reference's spaxels into the member.
+
+    Parameters
+    ----------
+    reference, member : IFUCubeModel
+    reference_inverse : callable
+        ``reference.meta.wcs.backward_transform``: (RA, Dec, wavelength) -> reference (x, y, z).
+
+    Returns
+    -------
+    translation : tuple of float or None
+        ``(tx, ty)`` with member pixel = reference pixel + (tx, ty) everywhere (to
+        ``TRANSLATION_TOLERANCE``, middle plane); None when the mapping is not a translation.
+    varies : bool
+        As for :func:`mapping_and_wavelength_check`, for the member's corners and centre.
+    """
+    nwave, ny, nx = member.data.shape
+    y, x = np.mgrid[:ny, :nx].astype(float)
+    cx = np.array([0.0, nx - 1.0, 0.0, nx - 1.0, (nx - 1) / 2])
+    cy = np.array([0.0, 0.0, ny - 1.0, ny - 1.0, (ny - 1) / 2])
+    planes = np.concatenate([np.full(x.size, nwave // 2), np.zeros(5), np.full(5, nwave - 1)])
+    ra, dec, lam = member.meta.wcs(
+        np.concatenate([x.ravel(), cx, cx]),
+        np.concatenate([y.ravel(), cy, cy]),
+        planes.astype(float),
+        with_bounding_box=False,
+    )
+    xr, yr, _ = reference_inverse(ra, dec, lam)
+    xr, yr = np.asarray(xr, float), np.asarray(yr, float)
+    n = x.size
+    change = np.concatenate([xr[n + 5 :] - xr[n : n + 5], yr[n + 5 :] - yr[n : n + 5]])
+    varies = nwave > 1 and bool(np.max(np.abs(change)) > WAVELENGTH_TOLERANCE)
+    # reference pixel = member pixel - (tx, ty)
+    inverse = translation_of(xr[:n].reshape(ny, nx), yr[:n].reshape(ny, nx))
+    return (None if inverse is None else (-inverse[0], -inverse[1])), varies
 
 
 def pixel_offsets_to_sky(reference, offsets):

@@ -13,8 +13,8 @@ How the member's image meets the reference grid (:class:`Placement`):
   reference grid (bilinear) and the shift measured there.
 
 Errors: the full range is measured once; each of ``n_chunks`` contiguous wavelength chunks is
-measured too. The empirical error is the scatter of the chunk offsets divided by
-``sqrt(n_chunks)`` (each chunk holds 1/n_chunks of the signal), scaled by the ratio of Student's
+measured too, starting from the full-range offset. The empirical error is the scatter of the
+chunk offsets divided by ``sqrt(n_chunks)`` (each chunk holds 1/n_chunks of the signal), scaled by the ratio of Student's
 t and Gaussian 2-sigma quantiles for ``n_chunks - 1`` degrees of freedom, because a scatter from a
 few chunks is itself uncertain (x1.42 for 5 chunks). When the chunks disagree beyond their noise
 errors (reduced chi-square above ``CHUNK_CHI2_WARN``) the scatter is systematic and is not
@@ -225,6 +225,9 @@ def measure_placed(
         zip(reference_images, placed_images, strict=True)
     ):
         try:
+            # Chunks start from the full-range offset and iterate too: measured once with the
+            # window fixed there, the real chunk-to-chunk differences of an undersampled PSF
+            # are pulled toward it (NIRSpec-like coverage within 2 sigma fell from 0.93 to 0.80).
             start = results[0] if results else initial
             results.append(
                 _measure_one(rimg, rerr, pimg, perr, residual, method, upsample_factor, start)
