@@ -121,14 +121,12 @@ def valid_voxels(model, z0, z1, *, positive_err=False):
     """Usable voxels of planes [z0, z1): finite data, not DO_NOT_USE, a finite, non-negative ERR
     (positive with ``positive_err``, which inverse-variance weighting needs)."""
     err = model.err[z0:z1]
+    valid = np.isfinite(model.data[z0:z1])
     with np.errstate(invalid="ignore"):
-        err_ok = (err > 0) if positive_err else (err >= 0)
-    return (
-        np.isfinite(model.data[z0:z1])
-        & np.isfinite(err)
-        & err_ok
-        & ((model.dq[z0:z1] & DO_NOT_USE) == 0)
-    )
+        valid &= (err > 0) if positive_err else (err >= 0)  # False for NaN
+        valid &= err < np.inf
+    valid &= (model.dq[z0:z1] & DO_NOT_USE) == 0
+    return valid
 
 
 @dataclass
