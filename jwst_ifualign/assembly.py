@@ -18,8 +18,8 @@ from .algorithms.resample import (
     bilinear_footprint,
     gather_nearest,
     resample_cube,
-    translate_parts,
     translate_nearest,
+    translate_parts,
 )
 from .exceptions import ParameterError
 from .results import DO_NOT_USE, NON_SCIENCE, valid_voxels

@@ -9,8 +9,14 @@ from pathlib import Path
 from jwst.stpipe import Step
 from jwst.stpipe.core import JwstStep
 
-from .align import AlignOptions, FLAG_REFERENCE, AlignResult, MemberResult, align_members
 from .algorithms.offset import Offset
+from .align import (
+    FLAG_REFERENCE,
+    AlignOptions,
+    AlignResult,
+    MemberResult,
+    align_members,
+)
 from .diagnostics import alignment_images, plot_alignment
 from .inputs import load_members, plane_wavelengths
 from .outputs import (

@@ -99,23 +99,36 @@ def mapping_and_wavelength_check(reference, member):
         True if the mapping at the corners and centre of the grid differs between the first and
         last planes by more than ``WAVELENGTH_TOLERANCE`` pixels.
     """
-    nwave, ny, nx = reference.data.shape
+
+    def member_inverse(ra, dec, lam):
+        return member.meta.wcs.invert(ra, dec, lam, with_bounding_box=False)
+
+    return _grid_and_check(reference, member_inverse)
+
+
+def _grid_and_check(cube, inverse):
+    """Map every spaxel of ``cube`` (middle plane) through ``cube.meta.wcs`` and ``inverse``.
+
+    Returns the mapped (x, y), shape (ny, nx), and whether the mapping of the corners and centre
+    changes between the first and last planes by more than ``WAVELENGTH_TOLERANCE`` pixels.
+    """
+    nwave, ny, nx = cube.data.shape
     y, x = np.mgrid[:ny, :nx].astype(float)
     cx = np.array([0.0, nx - 1.0, 0.0, nx - 1.0, (nx - 1) / 2])
     cy = np.array([0.0, 0.0, ny - 1.0, ny - 1.0, (ny - 1) / 2])
     planes = np.concatenate([np.full(x.size, nwave // 2), np.zeros(5), np.full(5, nwave - 1)])
-    ra, dec, lam = reference.meta.wcs(
+    ra, dec, lam = cube.meta.wcs(
         np.concatenate([x.ravel(), cx, cx]),
         np.concatenate([y.ravel(), cy, cy]),
         planes.astype(float),
         with_bounding_box=False,
     )
-    xm, ym, _ = member.meta.wcs.invert(ra, dec, lam, with_bounding_box=False)
-    xm, ym = np.asarray(xm, float), np.asarray(ym, float)
+    xo, yo, _ = inverse(ra, dec, lam)
+    xo, yo = np.asarray(xo, float), np.asarray(yo, float)
     n = x.size
-    change = np.concatenate([xm[n + 5 :] - xm[n : n + 5], ym[n + 5 :] - ym[n : n + 5]])
+    change = np.concatenate([xo[n + 5 :] - xo[n : n + 5], yo[n + 5 :] - yo[n : n + 5]])
     varies = nwave > 1 and bool(np.max(np.abs(change)) > WAVELENGTH_TOLERANCE)
-    return xm[:n].reshape(ny, nx), ym[:n].reshape(ny, nx), varies
+    return xo[:n].reshape(ny, nx), yo[:n].reshape(ny, nx), varies
 
 
 def translation_and_wavelength_check(reference, member, reference_inverse):
@@ -139,24 +152,9 @@ def translation_and_wavelength_check(reference, member, reference_inverse):
     varies : bool
         As for :func:`mapping_and_wavelength_check`, for the member's corners and centre.
     """
-    nwave, ny, nx = member.data.shape
-    y, x = np.mgrid[:ny, :nx].astype(float)
-    cx = np.array([0.0, nx - 1.0, 0.0, nx - 1.0, (nx - 1) / 2])
-    cy = np.array([0.0, 0.0, ny - 1.0, ny - 1.0, (ny - 1) / 2])
-    planes = np.concatenate([np.full(x.size, nwave // 2), np.zeros(5), np.full(5, nwave - 1)])
-    ra, dec, lam = member.meta.wcs(
-        np.concatenate([x.ravel(), cx, cx]),
-        np.concatenate([y.ravel(), cy, cy]),
-        planes.astype(float),
-        with_bounding_box=False,
-    )
-    xr, yr, _ = reference_inverse(ra, dec, lam)
-    xr, yr = np.asarray(xr, float), np.asarray(yr, float)
-    n = x.size
-    change = np.concatenate([xr[n + 5 :] - xr[n : n + 5], yr[n + 5 :] - yr[n : n + 5]])
-    varies = nwave > 1 and bool(np.max(np.abs(change)) > WAVELENGTH_TOLERANCE)
+    xr, yr, varies = _grid_and_check(member, reference_inverse)
     # reference pixel = member pixel - (tx, ty)
-    inverse = translation_of(xr[:n].reshape(ny, nx), yr[:n].reshape(ny, nx))
+    inverse = translation_of(xr, yr)
     return (None if inverse is None else (-inverse[0], -inverse[1])), varies
 
 

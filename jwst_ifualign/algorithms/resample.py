@@ -404,16 +404,8 @@ def translate_cube(data, err, valid, shift, out_shape, *, kernel="bicubic"):
 
     Parameters
     ----------
-    data, err : ndarray, shape (nwave, ny_in, nx_in)
-        Surface brightness and its 1-sigma error.
-    valid : ndarray of bool, shape (nwave, ny_in, nx_in)
-        Voxels that may contribute.
-    shift : tuple of float
-        ``(tx, ty)``: output pixel (x, y) samples the input at (x + tx, y + ty).
-    out_shape : tuple of int
-        ``(ny_out, nx_out)``.
-    kernel
-        As for :func:`resample_cube`.
+    data, err, valid, shift, out_shape, kernel
+        As for :func:`translate_parts`.
 
     Returns
     -------
