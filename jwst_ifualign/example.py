@@ -38,7 +38,9 @@ def _find_parameter_file(folder, given):
 
 
 def _strun():
-    exe = shutil.which("strun") or str(Path(sys.executable).with_name("strun"))
+    # The strun of this interpreter's environment first: another one on PATH may not see us.
+    here = Path(sys.executable).with_name("strun")
+    exe = str(here) if here.is_file() else shutil.which("strun") or str(here)
     return exe
 
 
