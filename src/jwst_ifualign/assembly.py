@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .algorithms.combine import WeightedMean, combine_cubes
+from .algorithms.fused import accumulate_translated
 from .algorithms.resample import (
     bilinear_footprint,
     gather_nearest,
@@ -144,25 +145,36 @@ def output_grid(ref, members, results, kind):
 def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
     """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count).
 
-    The weighted mean is accumulated one member at a time; ``mean`` and ``median`` need the
-    stack of members.
+    The weighted mean is accumulated one member at a time; members that are translations of
+    the output grid (the reference and cube_build's sky-aligned cubes) are translated and added
+    in one compiled pass (:func:`~jwst_ifualign.algorithms.fused.accumulate_translated`), plane
+    by plane. ``mean`` and ``median`` need the stack of members.
     """
     shape = (z1 - z0, *out_shape)
     flags = np.zeros(shape, np.uint32)
     keep = np.uint32(~np.uint32(DO_NOT_USE | NON_SCIENCE))
-    parts = (
-        r.block(model, z0, z1, kernel, out_shape, method == "weighted_mean")
-        for model, r in zip(members.models, resamplers, strict=True)
-    )
+    pairs = list(zip(members.models, resamplers, strict=True))
     if method == "weighted_mean":
         total = WeightedMean(shape)
-        for d, var, valid, dq in parts:
+        translated = [
+            (m.data[z0:z1], m.err[z0:z1], m.dq[z0:z1], (0.0, 0.0) if r.identity else r.shift)
+            for m, r in pairs
+            if r.identity or r.shift is not None
+        ]
+        accumulate_translated(
+            translated, total, flags, kernel=kernel, do_not_use=DO_NOT_USE, keep=keep
+        )
+        for model, r in pairs:
+            if r.identity or r.shift is not None:
+                continue
+            d, var, valid, dq = r.block(model, z0, z1, kernel, out_shape, True)
             total.add(d, var, valid)
             np.bitwise_or(flags, dq & keep, out=flags, where=valid)
         out, out_err, count = total.result()
     else:
         data, err, valid = [], [], []
-        for d, var, v, dq in parts:
+        for model, r in pairs:
+            d, var, v, dq = r.block(model, z0, z1, kernel, out_shape, False)
             data.append(np.where(v, d, np.float32(np.nan)))
             err.append(np.where(v, np.sqrt(var), np.float32(np.nan)))
             valid.append(v)

@@ -13,7 +13,8 @@ import logging
 
 import numpy as np
 
-from .algorithms.collapse import collapse_sums, image_from_sums
+from .algorithms.collapse import image_from_sums
+from .algorithms.fused import usable_sums
 from .algorithms.measure import (
     CHUNK_CHI2_WARN,
     Placement,
@@ -26,6 +27,7 @@ from .algorithms.resample import bilinear_footprint
 from .algorithms.solve import PairMeasurement, solve_pairs
 from .exceptions import InputError
 from .results import (
+    DO_NOT_USE,
     FLAG_LOW_SNR,
     FLAG_MAX_SHIFT,
     FLAG_NO_DATA,
@@ -33,7 +35,6 @@ from .results import (
     FLAG_REFERENCE,
     MemberResult,
     PairFit,
-    valid_voxels,
 )
 from .wcs_mapping import (
     mapping_and_wavelength_check,
@@ -54,7 +55,9 @@ def _white_light(model, planes, chunks, block):
     sums = []
     for c0, c1 in chunks:
         parts = [
-            collapse_sums(model.data[z0:z1], model.err[z0:z1], valid_voxels(model, z0, z1))
+            usable_sums(
+                model.data[z0:z1], model.err[z0:z1], model.dq[z0:z1], do_not_use=DO_NOT_USE
+            )
             for z0, z1 in ((z, min(c1, z + block)) for z in range(c0, c1, block))
         ]
         sums.append((*(sum(p[k] for p in parts) for k in range(3)), c1 - c0))

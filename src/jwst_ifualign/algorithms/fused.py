@@ -1,0 +1,129 @@
+"""Fused, compiled versions of the two passes that touch every voxel of every member.
+
+- :func:`accumulate_translated`: translate a member's planes onto the output grid (the rule of
+  :func:`~jwst_ifualign.algorithms.resample.resample_cube` for a translation: bicubic where all
+  16 neighbours are usable, bilinear of the usable ones, renormalised, elsewhere; valid where the
+  nearest input voxel is) and add them to a
+  :class:`~jwst_ifualign.algorithms.combine.WeightedMean` and to the output DQ bits, in one pass
+  and without the intermediate cubes that :func:`~jwst_ifualign.algorithms.resample.translate_parts`
+  returns. The numpy functions stay the reference implementation (the tests compare the two).
+- :func:`usable_sums`: the per-spaxel sums over wavelength of usable data, squared errors and
+  usable planes (the white-light images), deciding usability voxel by voxel on the way.
+
+A voxel is *usable* when its data and error are finite, its error is >= 0 (> 0 for the weighted
+mean, whose weight is ``1 / err**2``) and its DQ lacks ``DO_NOT_USE``, as
+:func:`jwst_ifualign.results.valid_voxels`. Both read float32 and uint32 arrays of either byte
+order in place (FITS cubes are big-endian); other dtypes are converted first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _translate
+from .resample import KERNELS, _keys
+
+__all__ = ["accumulate_translated", "usable_sums"]
+
+
+def _words(array, dtype):
+    """(uint32 view, swap) of ``array`` as 32-bit words of ``dtype`` (float32 or uint32)."""
+    array = np.asarray(array)
+    if array.dtype.newbyteorder("=") != np.dtype(dtype):
+        array = array.astype(dtype)
+    array = np.ascontiguousarray(array)
+    return array.view(np.uint32), not array.dtype.isnative
+
+
+def accumulate_translated(members, total, flags, *, kernel, do_not_use, keep):
+    """Translate blocks of planes of several members and add them to running sums, in place.
+
+    Parameters
+    ----------
+    members : list of tuple
+        ``(data, err, dq, shift)`` per member: ``data`` and ``err`` (float32) and ``dq`` (uint32)
+        of shape (nwave, ny_in, nx_in), any byte order, the same ``nwave`` as ``total``;
+        ``shift = (tx, ty)``: output pixel (x, y) samples the member at (x + tx, y + ty) (the
+        convention of :func:`~jwst_ifualign.algorithms.resample.translate_parts`).
+    total : WeightedMean
+        Running sums of shape (nwave, ny_out, nx_out); at every valid output voxel of a member,
+        ``wsum += 1/var``, ``dsum += d/var`` and ``count += 1``.
+    flags : ndarray of uint32, shape (nwave, ny_out, nx_out)
+        Output DQ, OR-ed with ``dq & keep`` of the nearest input voxel at every valid output voxel.
+    kernel : {"bicubic", "bilinear"}
+    do_not_use, keep : int
+        DQ bit of unusable voxels; DQ bits carried to the output.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    taps = np.arange(-1, 3)
+    prepared = []
+    for data, err, dq, shift in members:
+        tx, ty = float(shift[0]), float(shift[1])
+        ix, iy = math.floor(tx), math.floor(ty)
+        fx, fy = tx - ix, ty - iy
+        (d, swap_d), (e, swap_e), (q, swap_q) = (
+            _words(data, np.float32),
+            _words(err, np.float32),
+            _words(dq, np.uint32),
+        )
+        prepared.append(
+            (
+                d,
+                e,
+                q,
+                swap_d,
+                swap_e,
+                swap_q,
+                ix,
+                iy,
+                math.floor(tx + 0.5),
+                math.floor(ty + 0.5),
+                _keys(fx - taps).astype(np.float32),
+                _keys(fy - taps).astype(np.float32),
+                np.array([1.0 - fx, fx], np.float32),
+                np.array([1.0 - fy, fy], np.float32),
+            )
+        )
+    _translate.accumulate_translations(
+        prepared,
+        kernel == "bicubic",
+        int(do_not_use),
+        int(keep),
+        total.wsum,
+        total.dsum,
+        total.count,
+        flags,
+    )
+
+
+def usable_sums(data, err, dq, *, do_not_use, positive_err=False):
+    """Per-spaxel sums over wavelength of usable data, squared errors and usable planes.
+
+    The same sums as :func:`~jwst_ifualign.algorithms.collapse.collapse_sums` with
+    ``valid = valid_voxels(...)``, in one pass.
+
+    Parameters
+    ----------
+    data, err : ndarray of float32, shape (nwave, ny, nx)
+    dq : ndarray of uint32, shape (nwave, ny, nx)
+    do_not_use : int
+        DQ bit of unusable voxels.
+    positive_err : bool
+        Require ``err > 0`` (else ``err >= 0``).
+
+    Returns
+    -------
+    dsum, e2sum : ndarray of float64, shape (ny, nx)
+    n : ndarray of int64, shape (ny, nx)
+    """
+    ny, nx = data.shape[1:]
+    dsum, e2sum = np.zeros((ny, nx)), np.zeros((ny, nx))
+    n = np.zeros((ny, nx), np.int64)
+    words = [*_words(data, np.float32), *_words(err, np.float32), *_words(dq, np.uint32)]
+    _translate.usable_sums(
+        *words[::2], *words[1::2], int(do_not_use), bool(positive_err), dsum, e2sum, n
+    )
+    return dsum, e2sum, n

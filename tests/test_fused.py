@@ -1,0 +1,160 @@
+"""The compiled kernels give what the numpy reference implementations give.
+
+``accumulate_translated`` must add to a weighted mean exactly what ``resample_cube`` (the
+per-voxel reference rule) gives for a translation footprint, and ``usable_sums`` what
+``collapse_sums`` gives over ``valid_voxels``, on cube_build-like cubes with NaN footprint
+edges, scattered NaN and DO_NOT_USE voxels and zero errors, for shifts of both signs on odd and
+even sizes, and for big-endian (FITS) arrays.
+"""
+
+import numpy as np
+import pytest
+
+from jwst_ifualign.algorithms.collapse import collapse_sums
+from jwst_ifualign.algorithms.combine import WeightedMean
+from jwst_ifualign.algorithms.fused import accumulate_translated, usable_sums
+from jwst_ifualign.algorithms.resample import bilinear_footprint, resample_cube
+from jwst_ifualign.results import DO_NOT_USE, NON_SCIENCE, valid_voxels
+from jwst_ifualign.simulate import MIRI_CH1, make_cube
+
+KEEP = np.uint32(~np.uint32(DO_NOT_USE | NON_SCIENCE))
+
+
+def _member(shape, seed):
+    """A cube_build-like cube with the defects the kernels must handle."""
+    model = make_cube(setup=MIRI_CH1, shape=shape, snr=30.0, rng=np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 1)
+    model.data[rng.random(shape) < 0.01] = np.nan  # scattered NaN
+    model.data[5:9, shape[1] // 2, 3:7] = np.nan  # a hole over a few planes
+    model.dq[rng.random(shape) < 0.01] |= DO_NOT_USE
+    model.dq[rng.random(shape) < 0.02] |= 4  # a bit the output keeps (JUMP_DET-like)
+    model.err[rng.random(shape) < 0.005] = 0.0  # no usable weight
+    return model
+
+
+def _reference_sums(model, shift, out_shape, kernel):
+    """(wsum, dsum, count, flags) from the reference rule (resample_cube) and WeightedMean."""
+    valid = valid_voxels(model, 0, model.data.shape[0], positive_err=True)
+    yy, xx = np.mgrid[: out_shape[0], : out_shape[1]].astype(float)
+    footprint = bilinear_footprint(xx + shift[0], yy + shift[1], model.data.shape[1:])
+    d, e, v = resample_cube(model.data, model.err, valid, footprint, kernel=kernel)
+    total = WeightedMean(d.shape)
+    total.add(np.where(v, d, 0).astype(np.float32), np.where(v, e * e, np.inf).astype(np.float32), v)
+    flags = np.zeros(d.shape, np.uint32)
+    nearest = np.where(footprint.nearest >= 0, footprint.nearest, 0)
+    dq = model.dq.reshape(model.dq.shape[0], -1)[:, nearest].reshape(d.shape)
+    np.bitwise_or(flags, dq & KEEP, out=flags, where=v)
+    return total, flags
+
+
+def _fused_sums(members, out_shape, kernel):
+    nwave = members[0][0].shape[0]
+    total = WeightedMean((nwave, *out_shape))
+    flags = np.zeros((nwave, *out_shape), np.uint32)
+    accumulate_translated(members, total, flags, kernel=kernel, do_not_use=DO_NOT_USE, keep=KEEP)
+    return total, flags
+
+
+def _assert_same(fused, reference):
+    (total, flags), (ref_total, ref_flags) = fused, reference
+    np.testing.assert_array_equal(total.count, ref_total.count)
+    np.testing.assert_array_equal(flags, ref_flags)
+    scale = np.where(ref_total.wsum > 0, ref_total.wsum, 1)
+    # float32 sums in another order (rows then columns; reciprocal vs division): ~1e-6.
+    np.testing.assert_allclose(total.wsum / scale, ref_total.wsum / scale, atol=1e-5)
+    np.testing.assert_allclose(total.dsum / scale, ref_total.dsum / scale, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("shape", [(12, 25, 27), (12, 24, 26)])
+@pytest.mark.parametrize(
+    "shift", [(0.37, -1.21), (-2.6, 0.5), (1.0, -3.0), (-0.5, -0.5), (0.0, 0.0), (4.83, 2.17)]
+)
+def test_translation_matches_the_reference_rule(kernel, shape, shift):
+    model = _member(shape, seed=3)
+    out_shape = shape[1:]
+    fused = _fused_sums([(model.data, model.err, model.dq, shift)], out_shape, kernel)
+    _assert_same(fused, _reference_sums(model, shift, out_shape, kernel))
+    assert fused[0].count.sum() > 0.5 * np.isfinite(model.data).sum()
+
+
+@pytest.mark.parametrize("out_shape", [(30, 25), (20, 33)])
+def test_output_grid_of_another_size(out_shape):
+    """The union grid: larger or smaller than the member, in either axis."""
+    model = _member((10, 25, 27), seed=5)
+    shift = (-2.3, 1.6)
+    fused = _fused_sums([(model.data, model.err, model.dq, shift)], out_shape, "bicubic")
+    _assert_same(fused, _reference_sums(model, shift, out_shape, "bicubic"))
+
+
+def test_identity_is_exact():
+    """Shift (0, 0) returns the usable voxels themselves: weight 1/err**2, data unchanged."""
+    model = _member((8, 25, 27), seed=7)
+    total, flags = _fused_sums([(model.data, model.err, model.dq, (0.0, 0.0))], (25, 27), "bicubic")
+    valid = valid_voxels(model, 0, 8, positive_err=True)
+    np.testing.assert_array_equal(total.count, valid)
+    weight = np.float32(1) / model.err[valid] ** 2
+    np.testing.assert_array_equal(total.wsum[valid], weight)
+    np.testing.assert_array_equal(total.dsum[valid], weight * model.data[valid])
+    np.testing.assert_array_equal(flags[valid], model.dq[valid] & KEEP)
+
+
+def test_several_members_in_one_pass_equal_one_at_a_time():
+    members = [
+        (m.data, m.err, m.dq, s)
+        for m, s in [
+            (_member((10, 25, 27), seed=11), (0.0, 0.0)),
+            (_member((10, 25, 27), seed=12), (0.41, -0.77)),
+            (_member((10, 23, 29), seed=13), (-1.35, 2.2)),  # another input size
+        ]
+    ]
+    together = _fused_sums(members, (25, 27), "bicubic")
+    total, flags = WeightedMean((10, 25, 27)), np.zeros((10, 25, 27), np.uint32)
+    for member in members:
+        accumulate_translated(
+            [member], total, flags, kernel="bicubic", do_not_use=DO_NOT_USE, keep=KEEP
+        )
+    np.testing.assert_array_equal(together[0].wsum, total.wsum)
+    np.testing.assert_array_equal(together[0].dsum, total.dsum)
+    np.testing.assert_array_equal(together[0].count, total.count)
+    np.testing.assert_array_equal(together[1], flags)
+
+
+def test_big_endian_and_strided_inputs_give_the_same_sums():
+    """FITS arrays are big-endian: read in place, with the same result as native arrays."""
+    model = _member((10, 25, 27), seed=17)
+    shift = (0.63, -1.42)
+    native = _fused_sums([(model.data, model.err, model.dq, shift)], (25, 27), "bicubic")
+    big = [(model.data.astype(">f4"), model.err.astype(">f4"), model.dq.astype(">u4"), shift)]
+    swapped = _fused_sums(big, (25, 27), "bicubic")
+    doubled = np.repeat(model.data, 2, axis=0)[::2]  # a strided view
+    strided = _fused_sums([(doubled, model.err, model.dq, shift)], (25, 27), "bicubic")
+    for other in (swapped, strided):
+        np.testing.assert_array_equal(other[0].wsum, native[0].wsum)
+        np.testing.assert_array_equal(other[0].dsum, native[0].dsum)
+        np.testing.assert_array_equal(other[1], native[1])
+
+
+def test_inconsistent_shapes_are_refused():
+    model = _member((10, 25, 27), seed=19)
+    with pytest.raises(ValueError, match="one non-empty shape"):
+        _fused_sums([(model.data, model.err[:9], model.dq, (0.5, 0.5))], (25, 27), "bicubic")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        _fused_sums([(model.data, model.err, model.dq, (0.5, 0.5))], (25, 27), "lanczos")
+
+
+@pytest.mark.parametrize("positive_err", [False, True])
+@pytest.mark.parametrize("byte_order", ["=", ">"])
+def test_usable_sums_equal_collapse_sums(positive_err, byte_order):
+    model = _member((20, 24, 27), seed=23)
+    nwave = model.data.shape[0]
+    expected = collapse_sums(
+        model.data, model.err, valid_voxels(model, 0, nwave, positive_err=positive_err)
+    )
+    data, err = (a.astype(byte_order + "f4") for a in (model.data, model.err))
+    got = usable_sums(
+        data, err, model.dq.astype(byte_order + "u4"), do_not_use=DO_NOT_USE, positive_err=positive_err
+    )
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+    assert got[2].sum() < np.isfinite(model.data).sum()  # the defects were excluded
