@@ -12,7 +12,7 @@ import pytest
 
 from jwst_ifualign.algorithms.collapse import collapse_sums
 from jwst_ifualign.algorithms.combine import WeightedMean
-from jwst_ifualign.algorithms.fused import accumulate_translated, usable_sums
+from jwst_ifualign.algorithms.fused import accumulate_translated, finish_weighted_mean, usable_sums
 from jwst_ifualign.algorithms.resample import bilinear_footprint, resample_cube
 from jwst_ifualign.results import DO_NOT_USE, NON_SCIENCE, valid_voxels
 from jwst_ifualign.simulate import MIRI_CH1, make_cube
@@ -158,3 +158,23 @@ def test_usable_sums_equal_collapse_sums(positive_err, byte_order):
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_array_equal(g, e)
     assert got[2].sum() < np.isfinite(model.data).sum()  # the defects were excluded
+
+
+def test_finish_equals_weighted_mean_result():
+    """The one-pass finish gives WeightedMean.result bit for bit, and marks uncovered voxels."""
+    members = [
+        (m.data, m.err, m.dq, s)
+        for m, s in [(_member((10, 25, 27), seed=29), (0.0, 0.0)), (_member((10, 25, 27), seed=31), (2.6, -1.3))]
+    ]
+    fused, flags = _fused_sums(members, (25, 27), "bicubic")
+    reference = WeightedMean(fused.wsum.shape)
+    for name in ("wsum", "dsum", "count"):
+        getattr(reference, name)[...] = getattr(fused, name)
+    expected = reference.result()
+    fill = DO_NOT_USE | NON_SCIENCE
+    got = finish_weighted_mean(fused, flags, fill=fill)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+    uncovered = expected[2] == 0
+    assert uncovered.any() and (~uncovered).any()
+    assert np.all(flags[uncovered] == fill) and not np.any(flags[~uncovered] & DO_NOT_USE)

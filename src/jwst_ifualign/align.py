@@ -166,6 +166,7 @@ def align_members(members, options):
     bounds = [(z0, min(nwave, z0 + options.chunk_size)) for z0 in range(0, nwave, options.chunk_size)]
 
     def block(z0, z1):
+        # Each block writes its own planes of the output (disjoint views: safe on threads).
         return combine_block(
             members,
             per_member,
@@ -174,10 +175,12 @@ def align_members(members, options):
             method=options.combine,
             kernel=options.kernel,
             out_shape=(ny, nx),
+            out=(data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1]),
         )
 
     for (z0, z1), out in zip(bounds, run_blocks(block, bounds, options.parallel), strict=True):
-        data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1] = out
+        if not np.may_share_memory(out[0], data):  # computed in another process (distributed)
+            data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1] = out
     return AlignResult(
         data=data,
         err=err,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .algorithms.combine import WeightedMean, combine_cubes
-from .algorithms.fused import accumulate_translated
+from .algorithms.fused import accumulate_translated, finish_weighted_mean
 from .algorithms.resample import (
     bilinear_footprint,
     gather_nearest,
@@ -142,8 +142,11 @@ def output_grid(ref, members, results, kind):
     return (x0, y0), (y1 - y0 + 1, x1 - x0 + 1)
 
 
-def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
+def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape, out=None):
     """Resample every member for planes [z0, z1) and combine them; returns (data, err, dq, count).
+
+    ``out``: optional ``(data, err, dq, count)`` arrays of the block's shape (views of the
+    output cube) that receive the result and are returned.
 
     The weighted mean is accumulated one member at a time; members that are translations of
     the output grid (the reference and cube_build's sky-aligned cubes) are translated and added
@@ -151,11 +154,15 @@ def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
     by plane. ``mean`` and ``median`` need the stack of members.
     """
     shape = (z1 - z0, *out_shape)
-    flags = np.zeros(shape, np.uint32)
+    if out is None:
+        flags = np.zeros(shape, np.uint32)
+    else:
+        flags = out[2]
+        flags[...] = 0
     keep = np.uint32(~np.uint32(DO_NOT_USE | NON_SCIENCE))
     pairs = list(zip(members.models, resamplers, strict=True))
     if method == "weighted_mean":
-        total = WeightedMean(shape)
+        total = WeightedMean(shape, out=None if out is None else (out[0], out[1], out[3]))
         translated = [
             (m.data[z0:z1], m.err[z0:z1], m.dq[z0:z1], (0.0, 0.0) if r.identity else r.shift)
             for m, r in pairs
@@ -170,7 +177,8 @@ def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
             d, var, valid, dq = r.block(model, z0, z1, kernel, out_shape, True)
             total.add(d, var, valid)
             np.bitwise_or(flags, dq & keep, out=flags, where=valid)
-        out, out_err, count = total.result()
+        out_data, out_err, count = finish_weighted_mean(total, flags, fill=DO_NOT_USE | NON_SCIENCE)
+        return out_data, out_err, flags, count
     else:
         data, err, valid = [], [], []
         for model, r in pairs:
@@ -179,9 +187,15 @@ def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape):
             err.append(np.where(v, np.sqrt(var), np.float32(np.nan)))
             valid.append(v)
             np.bitwise_or(flags, dq & keep, out=flags, where=v)
-        out, out_err, count = combine_cubes(np.stack(data), np.stack(err), np.stack(valid), method=method)
+        result = combine_cubes(np.stack(data), np.stack(err), np.stack(valid), method=method)
+        if out is None:
+            out_data, out_err, count = result
+        else:
+            for target, value in zip((out[0], out[1], out[3]), result, strict=True):
+                target[...] = value
+            out_data, out_err, count = out[0], out[1], out[3]
     flags[count == 0] = DO_NOT_USE | NON_SCIENCE
-    return out, out_err, flags, count
+    return out_data, out_err, flags, count
 
 
 def run_blocks(block, bounds, parallel):

@@ -42,6 +42,11 @@ cdef extern from "csrc/translate.h":
         int16_t *count, uint32_t *flags, Py_ssize_t ny_out, Py_ssize_t nx_out,
     ) nogil
 
+    void ifualign_finish(
+        float *dsum, float *wsum, const int16_t *count, uint32_t *flags, Py_ssize_t n,
+        uint32_t fill,
+    ) nogil
+
     void ifualign_usable_sums(
         const uint32_t *data, const uint32_t *err, const uint32_t *dq, int swap_data,
         int swap_err, int swap_dq, Py_ssize_t nz, Py_ssize_t ny, Py_ssize_t nx,
@@ -150,3 +155,20 @@ def usable_sums(
             &data[0, 0, 0], &err[0, 0, 0], &dq[0, 0, 0], swap_data, swap_err, swap_dq,
             nz, ny, nx, do_not_use, positive_err, &dsum[0, 0], &e2sum[0, 0], &n[0, 0],
         )
+
+
+def finish(
+    float[::1] dsum,
+    float[::1] wsum,
+    const int16_t[::1] count,
+    uint32_t[::1] flags,
+    uint32_t fill,
+):
+    """Weighted mean and its error from the running sums, in place; ``fill`` DQ where uncovered."""
+    cdef Py_ssize_t n = dsum.shape[0]
+    if not (wsum.shape[0] == count.shape[0] == flags.shape[0] == n):
+        raise ValueError("the running sums must all have one shape")
+    if n == 0:
+        return
+    with nogil:
+        ifualign_finish(&dsum[0], &wsum[0], &count[0], &flags[0], n, fill)

@@ -83,12 +83,24 @@ class WeightedMean:
     ----------
     shape : tuple of int
         ``(nwave, ny, nx)`` of the combined block.
+    out : tuple of ndarray, optional
+        ``(data, err, count)`` arrays of that shape (float32, float32, int16) that hold the
+        running sums and then the result (:meth:`result` returns them), such as views of the
+        whole output cube: no block-sized temporaries and no copy. Their contents are
+        overwritten.
     """
 
-    def __init__(self, shape):
-        self.wsum = np.zeros(shape, np.float32)
-        self.dsum = np.zeros(shape, np.float32)
-        self.count = np.zeros(shape, np.int16)
+    def __init__(self, shape, out=None):
+        if out is None:
+            self.dsum = np.zeros(shape, np.float32)
+            self.wsum = np.zeros(shape, np.float32)
+            self.count = np.zeros(shape, np.int16)
+            return
+        self.dsum, self.wsum, self.count = out
+        for array, dtype in zip(out, (np.float32, np.float32, np.int16), strict=True):
+            if array.shape != tuple(shape) or array.dtype != dtype:
+                raise ValueError(f"out arrays must have shape {tuple(shape)} and dtypes float32, float32, int16")
+            array[...] = 0
 
     def add(self, data, var, valid):
         """Add one member.

@@ -25,7 +25,7 @@ import numpy as np
 from . import _translate
 from .resample import KERNELS, _keys
 
-__all__ = ["accumulate_translated", "usable_sums"]
+__all__ = ["accumulate_translated", "finish_weighted_mean", "usable_sums"]
 
 
 def _words(array, dtype):
@@ -97,6 +97,31 @@ def accumulate_translated(members, total, flags, *, kernel, do_not_use, keep):
         total.count,
         flags,
     )
+
+
+def finish_weighted_mean(total, flags, *, fill):
+    """:meth:`WeightedMean.result` and the DQ of uncovered voxels, in one pass, in place.
+
+    Parameters
+    ----------
+    total : WeightedMean
+        Running sums of shape (nwave, ny, nx), C-contiguous.
+    flags : ndarray of uint32, shape (nwave, ny, nx)
+        Output DQ; set to ``fill`` where no member contributes.
+    fill : int
+        DQ of uncovered voxels.
+
+    Returns
+    -------
+    data, err, count
+        As :meth:`WeightedMean.result`: ``data`` and ``err`` are ``total.dsum`` and ``total.wsum``,
+        overwritten (NaN where uncovered); call once.
+    """
+    arrays = (total.dsum, total.wsum, total.count, flags)
+    if not all(a.flags.c_contiguous and a.shape == total.dsum.shape for a in arrays):
+        raise ValueError("the running sums and flags must be C-contiguous arrays of one shape")
+    _translate.finish(*(a.reshape(-1) for a in arrays), int(fill))
+    return total.dsum, total.wsum, total.count
 
 
 def usable_sums(data, err, dq, *, do_not_use, positive_err=False):

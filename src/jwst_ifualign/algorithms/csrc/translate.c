@@ -47,6 +47,14 @@ size_t ifualign_scratch_floats(ptrdiff_t ny_pad, ptrdiff_t nx_pad, ptrdiff_t nx_
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* With gcc on x86-64 Linux, the two entry points are also compiled for AVX2 and the loader
+ * picks the version the CPU runs (same IEEE operations, no FMA: identical results). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CPU_CLONES
+#endif
+
 /* One row of prepare_plane; called with constant swap flags, so that each combination is a
  * loop without branches (which gcc vectorises). */
 ALWAYS_INLINE void prepare_row(const uint32_t *restrict rd, const uint32_t *restrict re,
@@ -66,7 +74,7 @@ ALWAYS_INLINE void prepare_row(const uint32_t *restrict rd, const uint32_t *rest
 
 /* Usable voxels of one input plane, masked data and variance into the padded scratch planes
  * D, E, V (row step nx_pad); the margins are zeroed: outside the input is not usable. */
-static void prepare_plane(const ifualign_member *m, ptrdiff_t z, uint32_t do_not_use,
+ALWAYS_INLINE void prepare_plane(const ifualign_member *m, ptrdiff_t z, uint32_t do_not_use,
                           float *restrict D, float *restrict E, float *restrict V, ptrdiff_t nx_pad)
 {
     const ptrdiff_t ny = m->ny_in, nx = m->nx_in, M = IFUALIGN_MARGIN;
@@ -159,7 +167,7 @@ ALWAYS_INLINE void column_row(const column_rows *rows, const ifualign_member *m,
     }
 }
 
-void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cubic, uint32_t do_not_use,
+CPU_CLONES void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cubic, uint32_t do_not_use,
                         uint32_t keep, float *scratch, ptrdiff_t ny_pad, ptrdiff_t nx_pad,
                         float *restrict wsum, float *restrict dsum, int16_t *restrict count,
                         uint32_t *restrict flags, ptrdiff_t ny_out, ptrdiff_t nx_out)
@@ -223,7 +231,7 @@ void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cubic, uint32
     }
 }
 
-void ifualign_usable_sums(const uint32_t *restrict data, const uint32_t *restrict err,
+CPU_CLONES void ifualign_usable_sums(const uint32_t *restrict data, const uint32_t *restrict err,
                           const uint32_t *restrict dq, int swap_data, int swap_err, int swap_dq,
                           ptrdiff_t nz, ptrdiff_t ny, ptrdiff_t nx, uint32_t do_not_use,
                           int positive_err, double *restrict dsum, double *restrict e2sum,
@@ -240,5 +248,19 @@ void ifualign_usable_sums(const uint32_t *restrict data, const uint32_t *restric
             e2sum[i] += ok ? (double)e2 : 0.0;
             n[i] += ok;
         }
+    }
+}
+
+CPU_CLONES void ifualign_finish(float *restrict dsum, float *restrict wsum,
+                                const int16_t *restrict count, uint32_t *restrict flags,
+                                ptrdiff_t n, uint32_t fill)
+{
+    const float nan = __builtin_nanf("");
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const int covered = count[i] != 0;
+        const float mean = dsum[i] / wsum[i], err = 1.0f / sqrtf(wsum[i]);
+        dsum[i] = covered ? mean : nan;
+        wsum[i] = covered ? err : nan;
+        flags[i] = covered ? flags[i] : fill;
     }
 }

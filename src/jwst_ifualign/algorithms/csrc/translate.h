@@ -36,4 +36,9 @@ void ifualign_usable_sums(const uint32_t *data, const uint32_t *err, const uint3
                           ptrdiff_t nx, uint32_t do_not_use, int positive_err, double *dsum,
                           double *e2sum, int64_t *n);
 
+/* In place: dsum -> dsum / wsum, wsum -> 1 / sqrt(wsum) where count > 0; NaN and flags = fill
+ * where count == 0 (WeightedMean.result and the output's DQ for uncovered voxels). */
+void ifualign_finish(float *dsum, float *wsum, const int16_t *count, uint32_t *flags, ptrdiff_t n,
+                     uint32_t fill);
+
 #endif
