@@ -113,7 +113,9 @@ def accumulate_translations(
                 cm[k].ly[j] = item[13][j]
             ny_pad = max(ny_pad, cm[k].ny_in + 2 * IFUALIGN_MARGIN)
             nx_pad = max(nx_pad, cm[k].nx_in + 2 * IFUALIGN_MARGIN)
-        scratch = np.empty(ifualign_scratch_floats(ny_pad, nx_pad, nx_out), np.float32)
+        # Zeros: the filters also read (and their results at unused positions hold) scratch that
+        # no output voxel uses; it must hold finite numbers.
+        scratch = np.zeros(ifualign_scratch_floats(ny_pad, nx_pad, nx_out), np.float32)
         with nogil:
             for z in range(nz):
                 for k in range(nmember):

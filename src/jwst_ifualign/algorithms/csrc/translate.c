@@ -8,19 +8,41 @@
  *   - its value is Keys' bicubic (a = -0.5) of its 16 neighbours when all 16 are usable, else the
  *     bilinear of its usable neighbours divided by their weight;
  *   - its variance is sum(w**2 var) / sum(w)**2 over the same taps.
- * Both filters are separable and are applied as rows, then columns, in float32, as
- * resample.translate_parts does with band matrices.
+ * Both filters are separable and are applied as rows, then columns, in float32, in the order
+ * resample.translate_parts uses with band matrices.
  *
  * A voxel is usable when its data and error are finite, its error is > 0 (>= 0 for the sums
  * when positive_err is 0) and its DQ lacks the DO_NOT_USE bit.
  *
  * Inputs are 32-bit words with a byte-swap flag, so that big-endian (FITS) arrays are read in
- * place. */
+ * place.
+ *
+ * Layout: each input plane is copied, masked, into scratch planes padded by IFUALIGN_MARGIN
+ * unusable pixels on every side (row step nx_in + 2 * IFUALIGN_MARGIN), so that every tap of
+ * every output voxel whose nearest input voxel is inside is a valid address. The filters then
+ * run over whole planes as one-dimensional loops (long loops that gcc vectorises; values at
+ * positions no output voxel reads are never used), and only the accumulation runs per output
+ * row. */
 
 #include "translate.h"
 
 #include <math.h>
 #include <string.h>
+
+/* With gcc on x86-64 Linux, the entry points and the vectorised loops are also compiled for
+ * AVX2 and the loader picks the version the CPU runs (the same IEEE operations, no FMA:
+ * identical results). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CPU_CLONES
+#endif
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* A loop gcc vectorises as a function of its own (restrict arguments), not once inlined. */
+#define VECTOR_LOOP static __attribute__((noinline)) CPU_CLONES
+
+enum { NPLANES = 10 }; /* scratch planes per member plane, see ifualign_add_plane */
 
 static inline uint32_t word(uint32_t w, int swap) { return swap ? __builtin_bswap32(w) : w; }
 
@@ -30,6 +52,17 @@ static inline float as_float(uint32_t w, int swap)
     w = word(w, swap);
     memcpy(&value, &w, sizeof value);
     return value;
+}
+
+/* x where ok, +0 elsewhere: a bit mask (a select that gcc vectorises, and that a NaN or
+ * infinite x cannot turn into NaN as 0 * x would). */
+static inline float keep_if(int ok, float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits &= 0u - (uint32_t)ok;
+    memcpy(&x, &bits, sizeof x);
+    return x;
 }
 
 static inline int usable(float d, float e, uint32_t q, uint32_t do_not_use, int positive_err)
@@ -42,135 +75,187 @@ static inline int usable(float d, float e, uint32_t q, uint32_t do_not_use, int 
 
 size_t ifualign_scratch_floats(ptrdiff_t ny_pad, ptrdiff_t nx_pad, ptrdiff_t nx_out)
 {
-    return (size_t)(3 * ny_pad * nx_pad + 6 * ny_pad * nx_out);
+    return (size_t)(NPLANES * ny_pad * nx_pad + nx_out); /* + a row of bytes, rounded up */
 }
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* With gcc on x86-64 Linux, the two entry points are also compiled for AVX2 and the loader
- * picks the version the CPU runs (same IEEE operations, no FMA: identical results). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CPU_CLONES
-#endif
 
 /* One row of prepare_plane; called with constant swap flags, so that each combination is a
  * loop without branches (which gcc vectorises). */
 ALWAYS_INLINE void prepare_row(const uint32_t *restrict rd, const uint32_t *restrict re,
                                const uint32_t *restrict rq, ptrdiff_t nx, uint32_t do_not_use,
                                float *restrict Dr, float *restrict Er, float *restrict Vr,
-                               const int sd, const int se, const int sq)
+                               uint32_t *restrict Qr, const int sd, const int se, const int sq)
 {
     for (ptrdiff_t x = 0; x < nx; x++) {
         const float d = as_float(rd[x], sd), e = as_float(re[x], se);
         const float e2 = e * e; /* computed before the choice, so the choice is a select */
-        const int ok = usable(d, e, word(rq[x], sq), do_not_use, 1);
+        const uint32_t q = word(rq[x], sq);
+        const int ok = usable(d, e, q, do_not_use, 1);
+        Qr[x] = q;
         Vr[x] = (float)ok;
         Dr[x] = ok ? d : 0.0f;
         Er[x] = ok ? e2 : 0.0f;
     }
 }
 
-/* Usable voxels of one input plane, masked data and variance into the padded scratch planes
- * D, E, V (row step nx_pad); the margins are zeroed: outside the input is not usable. */
-ALWAYS_INLINE void prepare_plane(const ifualign_member *m, ptrdiff_t z, uint32_t do_not_use,
-                          float *restrict D, float *restrict E, float *restrict V, ptrdiff_t nx_pad)
+/* prepare_row for native and for byte-swapped inputs: vectorised loops of their own. */
+VECTOR_LOOP void prepare_row_native(const uint32_t *restrict rd, const uint32_t *restrict re,
+                                    const uint32_t *restrict rq, ptrdiff_t nx, uint32_t do_not_use,
+                                    float *restrict Dr, float *restrict Er, float *restrict Vr,
+                                    uint32_t *restrict Qr)
+{
+    prepare_row(rd, re, rq, nx, do_not_use, Dr, Er, Vr, Qr, 0, 0, 0);
+}
+
+VECTOR_LOOP void prepare_row_swapped(const uint32_t *restrict rd, const uint32_t *restrict re,
+                                     const uint32_t *restrict rq, ptrdiff_t nx,
+                                     uint32_t do_not_use, float *restrict Dr, float *restrict Er,
+                                     float *restrict Vr, uint32_t *restrict Qr)
+{
+    prepare_row(rd, re, rq, nx, do_not_use, Dr, Er, Vr, Qr, 1, 1, 1);
+}
+
+/* Usable voxels of plane z of a member, masked data and variance into the padded scratch
+ * planes D, E, V, and its DQ in native byte order into Q (row step `step`); the margins of D, E
+ * and V are zero: outside the input is not usable. */
+static void prepare_plane(const ifualign_member *m, ptrdiff_t z, uint32_t do_not_use,
+                          float *restrict D, float *restrict E, float *restrict V,
+                          uint32_t *restrict Q, ptrdiff_t step)
 {
     const ptrdiff_t ny = m->ny_in, nx = m->nx_in, M = IFUALIGN_MARGIN;
     const uint32_t *pd = m->data + z * ny * nx;
     const uint32_t *pe = m->err + z * ny * nx;
     const uint32_t *pq = m->dq + z * ny * nx;
     const int sd = m->swap_data, se = m->swap_err, sq = m->swap_dq;
-    memset(D, 0, sizeof(float) * M * nx_pad);
-    memset(E, 0, sizeof(float) * M * nx_pad);
-    memset(V, 0, sizeof(float) * M * nx_pad);
+    float *planes[3] = {D, E, V};
+    for (int k = 0; k < 3; k++) {
+        memset(planes[k], 0, sizeof(float) * M * step);
+        memset(planes[k] + (ny + M) * step, 0, sizeof(float) * M * step);
+    }
     for (ptrdiff_t y = 0; y < ny; y++) {
-        float *Dr = D + (y + M) * nx_pad, *Er = E + (y + M) * nx_pad, *Vr = V + (y + M) * nx_pad;
-        for (ptrdiff_t x = 0; x < M; x++) {
-            Dr[x] = Er[x] = Vr[x] = 0.0f;
-            Dr[nx + M + x] = Er[nx + M + x] = Vr[nx + M + x] = 0.0f;
+        const ptrdiff_t o = (y + M) * step;
+        for (int k = 0; k < 3; k++) {
+            memset(planes[k] + o, 0, sizeof(float) * M);
+            memset(planes[k] + o + M + nx, 0, sizeof(float) * M);
         }
         const uint32_t *rd = pd + y * nx, *re = pe + y * nx, *rq = pq + y * nx;
+        float *Dr = D + o + M, *Er = E + o + M, *Vr = V + o + M;
+        uint32_t *Qr = Q + o + M;
         if (!sd && !se && !sq)
-            prepare_row(rd, re, rq, nx, do_not_use, Dr + M, Er + M, Vr + M, 0, 0, 0);
+            prepare_row_native(rd, re, rq, nx, do_not_use, Dr, Er, Vr, Qr);
         else if (sd && se && sq)
-            prepare_row(rd, re, rq, nx, do_not_use, Dr + M, Er + M, Vr + M, 1, 1, 1);
-        else
-            prepare_row(rd, re, rq, nx, do_not_use, Dr + M, Er + M, Vr + M, sd, se, sq);
-    }
-    memset(D + (ny + M) * nx_pad, 0, sizeof(float) * M * nx_pad);
-    memset(E + (ny + M) * nx_pad, 0, sizeof(float) * M * nx_pad);
-    memset(V + (ny + M) * nx_pad, 0, sizeof(float) * M * nx_pad);
-}
-
-/* out[px] = sum_k w[k] in[px + first + k] over k < ntap, for px in [lo, hi). */
-static inline void row_filter(float *restrict out, const float *restrict in, ptrdiff_t first,
-                              const float *w, int ntap, ptrdiff_t lo, ptrdiff_t hi)
-{
-    if (ntap == 4) {
-        const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-        for (ptrdiff_t px = lo; px < hi; px++) {
-            const float *s = in + px + first;
-            out[px] = w0 * s[0] + w1 * s[1] + w2 * s[2] + w3 * s[3];
-        }
-    } else {
-        const float w0 = w[0], w1 = w[1];
-        for (ptrdiff_t px = lo; px < hi; px++) {
-            const float *s = in + px + first;
-            out[px] = w0 * s[0] + w1 * s[1];
-        }
+            prepare_row_swapped(rd, re, rq, nx, do_not_use, Dr, Er, Vr, Qr);
+        else /* mixed byte orders: rare, not vectorised */
+            prepare_row(rd, re, rq, nx, do_not_use, Dr, Er, Vr, Qr, sd, se, sq);
     }
 }
 
-/* The planes one output row reads: cubic and bilinear row filters at the first tap row,
- * usability of the nearest input row, and that row's DQ. */
-typedef struct {
-    const float *a, *b, *n, *al, *bl, *nl, *near;
-    const uint32_t *dq;
-} column_rows;
-
-/* Column filters, the choice of kernel, and accumulation for one output row, without branches;
- * called with constant cubic and swap flags. */
-ALWAYS_INLINE void column_row(const column_rows *rows, const ifualign_member *m, const float *sy,
-                              const float *qy, ptrdiff_t s, ptrdiff_t lo, ptrdiff_t hi,
-                              uint32_t keep, float *restrict ws, float *restrict ds,
-                              int16_t *restrict oc, uint32_t *restrict of, const int cubic,
-                              const int sq)
+/* out[i] = sum_k w[k] in[i + k * stride] for i in [lo, hi): with stride 1 a row filter, with the
+ * row step a column filter, over whole planes. */
+VECTOR_LOOP void filter4(float *restrict out, const float *restrict in, const float *w,
+                         ptrdiff_t stride, ptrdiff_t lo, ptrdiff_t hi)
 {
-    const float *restrict a = rows->a, *restrict b = rows->b, *restrict n = rows->n;
-    const float *restrict al = rows->al, *restrict bl = rows->bl, *restrict nl = rows->nl;
-    const float *restrict near = rows->near;
-    const uint32_t *restrict q = rows->dq;
-    const float wy0 = m->wy[0], wy1 = m->wy[1], wy2 = m->wy[2], wy3 = m->wy[3];
-    const float sy0 = sy[0], sy1 = sy[1], sy2 = sy[2], sy3 = sy[3];
-    const float ly0 = m->ly[0], ly1 = m->ly[1], qy0 = qy[0], qy1 = qy[1];
+    const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+    const float *in1 = in + stride, *in2 = in + 2 * stride, *in3 = in + 3 * stride;
+    for (ptrdiff_t i = lo; i < hi; i++)
+        out[i] = w0 * in[i] + w1 * in1[i] + w2 * in2[i] + w3 * in3[i];
+}
+
+VECTOR_LOOP void filter2(float *restrict out, const float *restrict in, const float *w,
+                         ptrdiff_t stride, ptrdiff_t lo, ptrdiff_t hi)
+{
+    const float w0 = w[0], w1 = w[1];
+    const float *in1 = in + stride;
+    for (ptrdiff_t i = lo; i < hi; i++)
+        out[i] = w0 * in[i] + w1 * in1[i];
+}
+
+/* Add one output voxel's value d and variance v (weight 1 / v) where ok, without branches. */
+ALWAYS_INLINE void accumulate(ptrdiff_t px, int ok, float d, float v, uint32_t bits,
+                              float *restrict ws, float *restrict ds, int16_t *restrict oc,
+                              uint32_t *restrict of)
+{
+    /* Everything computed before the choice, so that the choice is a mask. */
+    const float inv = 1.0f / v, wd = inv * d;
+    ws[px] += keep_if(ok, inv);
+    ds[px] += keep_if(ok, wd);
+    oc[px] += (int16_t)ok;
+    of[px] |= bits & (0u - (uint32_t)ok); /* all bits where ok, none elsewhere */
+}
+
+/* One output row, bicubic: add the voxels whose 16 neighbours are all usable (gd, gv, gn: the
+ * filtered data, variance and usable count at each voxel's centre tap; near, q: usability and
+ * DQ of its nearest input voxel). need[px] = 1 where bilinear_fallback must add the voxel;
+ * returns how many. */
+VECTOR_LOOP int cubic_row(const float *restrict gd, const float *restrict gv,
+                          const float *restrict gn, const float *restrict near,
+                          const uint32_t *restrict q, ptrdiff_t lo, ptrdiff_t hi, uint32_t keep,
+                          float *restrict ws, float *restrict ds, int16_t *restrict oc,
+                          uint32_t *restrict of, uint8_t *restrict need)
+{
+    int fallback = 0;
     for (ptrdiff_t px = lo; px < hi; px++) {
-        const float W = ly0 * nl[px] + ly1 * nl[px + s];
-        float d = (ly0 * al[px] + ly1 * al[px + s]) / W;
-        float v = (qy0 * bl[px] + qy1 * bl[px + s]) / (W * W);
-        if (cubic) {
-            const int full = n[px] + n[px + s] + n[px + 2 * s] + n[px + 3 * s] == 16.0f;
-            const float dc = wy0 * a[px] + wy1 * a[px + s] + wy2 * a[px + 2 * s] + wy3 * a[px + 3 * s];
-            const float vc = sy0 * b[px] + sy1 * b[px + s] + sy2 * b[px + 2 * s] + sy3 * b[px + 3 * s];
-            d = full ? dc : d;
-            v = full ? vc : v;
-        }
+        const int full = gn[px] == 16.0f; /* then the nearest input voxel is usable too */
+        accumulate(px, full, gd[px], gv[px], q[px] & keep, ws, ds, oc, of);
+        const int left = (near[px] != 0.0f) & !full;
+        need[px] = (uint8_t)left;
+        fallback += left;
+    }
+    return fallback;
+}
+
+/* One output row, bilinear kernel: gd, gv, gw are the filtered data, variance and usable
+ * weight. */
+VECTOR_LOOP void bilinear_row(const float *restrict gd, const float *restrict gv,
+                              const float *restrict gw, const float *restrict near,
+                              const uint32_t *restrict q, ptrdiff_t lo, ptrdiff_t hi,
+                              uint32_t keep, float *restrict ws, float *restrict ds,
+                              int16_t *restrict oc, uint32_t *restrict of)
+{
+    for (ptrdiff_t px = lo; px < hi; px++) {
+        const float W = gw[px];
         const int ok = (near[px] != 0.0f) & (W > 0.0f);
-        /* Everything computed before the choice, so that the choice is a select. */
-        const float inv = 1.0f / v, wd = inv * d;
-        const uint32_t bits = word(q[px], sq) & keep;
-        ws[px] += ok ? inv : 0.0f;
-        ds[px] += ok ? wd : 0.0f;
-        oc[px] += (int16_t)ok;
-        of[px] |= bits & (0u - (uint32_t)ok); /* all bits where ok, none elsewhere */
+        accumulate(px, ok, gd[px] / W, gv[px] / (W * W), q[px] & keep, ws, ds, oc, of);
     }
 }
 
-CPU_CLONES void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cubic, uint32_t do_not_use,
-                        uint32_t keep, float *scratch, ptrdiff_t ny_pad, ptrdiff_t nx_pad,
-                        float *restrict wsum, float *restrict dsum, int16_t *restrict count,
-                        uint32_t *restrict flags, ptrdiff_t ny_out, ptrdiff_t nx_out)
+/* One output row, bicubic kernel: the bilinear of the usable neighbours, renormalised, where the
+ * nearest input voxel is usable but not all 16 neighbours are (footprint rims, NaN and
+ * DO_NOT_USE voxels: few), from the scratch planes at each voxel's top-left tap `c` (rows,
+ * then columns). */
+static void bilinear_fallback(const uint8_t *need, const uint32_t *q, const ifualign_member *m,
+                              const float *D, const float *E, const float *V, ptrdiff_t c,
+                              ptrdiff_t step, ptrdiff_t lo, ptrdiff_t hi, uint32_t keep,
+                              float *ws, float *ds, int16_t *oc, uint32_t *of)
+{
+    const float lx0 = m->lx[0], lx1 = m->lx[1], ly0 = m->ly[0], ly1 = m->ly[1];
+    const float qx0 = lx0 * lx0, qx1 = lx1 * lx1, qy0 = ly0 * ly0, qy1 = ly1 * ly1;
+    for (ptrdiff_t px = lo; px < hi; px++) {
+        if (px + 8 <= hi) { /* skip eight voxels at a time where none is needed */
+            uint64_t eight;
+            memcpy(&eight, need + px, sizeof eight);
+            if (eight == 0) {
+                px += 7;
+                continue;
+            }
+        }
+        if (!need[px])
+            continue;
+        const ptrdiff_t t = c + px, b = t + step; /* top-left tap, the tap below it */
+        const float W = ly0 * (lx0 * V[t] + lx1 * V[t + 1]) + ly1 * (lx0 * V[b] + lx1 * V[b + 1]);
+        if (!(W > 0.0f))
+            continue;
+        const float d = (ly0 * (lx0 * D[t] + lx1 * D[t + 1]) + ly1 * (lx0 * D[b] + lx1 * D[b + 1])) / W;
+        const float v = (qy0 * (qx0 * E[t] + qx1 * E[t + 1]) + qy1 * (qx0 * E[b] + qx1 * E[b + 1]))
+                        / (W * W);
+        accumulate(px, 1, d, v, q[px] & keep, ws, ds, oc, of);
+    }
+}
+
+CPU_CLONES void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cubic,
+                                   uint32_t do_not_use, uint32_t keep, float *scratch,
+                                   ptrdiff_t ny_pad, ptrdiff_t nx_pad, float *restrict wsum,
+                                   float *restrict dsum, int16_t *restrict count,
+                                   uint32_t *restrict flags, ptrdiff_t ny_out, ptrdiff_t nx_out)
 {
     const ptrdiff_t M = IFUALIGN_MARGIN, ny_in = m->ny_in, nx_in = m->nx_in;
     const ptrdiff_t ix = m->ix, iy = m->iy, ixr = m->ixr, iyr = m->iyr;
@@ -178,64 +263,72 @@ CPU_CLONES void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cu
     const ptrdiff_t py_lo = -iyr > 0 ? -iyr : 0, py_hi = ny_in - iyr < ny_out ? ny_in - iyr : ny_out;
     const ptrdiff_t px_lo = -ixr > 0 ? -ixr : 0, px_hi = nx_in - ixr < nx_out ? nx_in - ixr : nx_out;
     if (py_lo >= py_hi || px_lo >= px_hi) return;
-    const ptrdiff_t step = nx_in + 2 * M; /* row step of D, E, V for this member */
-    const ptrdiff_t pad = ny_pad * nx_pad, filt = ny_pad * nx_out;
-    float *D = scratch, *E = D + pad, *V = E + pad;
-    float *hD = V + pad, *hE = hD + filt, *hN = hE + filt; /* cubic row filters */
-    float *hDl = hN + filt, *hEl = hDl + filt, *hWl = hEl + filt; /* bilinear row filters */
-    float sx[4], sy[4], qx[2], qy[2], ones[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-    for (int k = 0; k < 4; k++) {
-        sx[k] = m->wx[k] * m->wx[k];
-        sy[k] = m->wy[k] * m->wy[k];
-    }
-    for (int k = 0; k < 2; k++) {
-        qx[k] = m->lx[k] * m->lx[k];
-        qy[k] = m->ly[k] * m->ly[k];
-    }
-    prepare_plane(m, z, do_not_use, D, E, V, step);
+    (void)nx_pad;
+    const ptrdiff_t step = nx_in + 2 * M, size = ny_pad * step; /* this member's layout */
+    float *D = scratch, *E = D + size, *V = E + size;
+    uint32_t *Q = (uint32_t *)(V + size); /* float and uint32_t: both 32-bit words */
+    float *hd = V + 2 * size, *hv = hd + size, *hn = hv + size; /* row-filtered */
+    float *gd = hn + size, *gv = gd + size, *gn = gv + size;    /* and column-filtered */
+    uint8_t *need = (uint8_t *)(gn + size); /* one output row: voxels for bilinear_fallback */
+    prepare_plane(m, z, do_not_use, D, E, V, Q, step);
 
-    /* Row filters of the padded rows that the column filters read. */
-    for (ptrdiff_t r = py_lo + iy - 1 + M; r < py_hi + iy + 2 + M; r++) {
-        const float *Dr = D + r * step, *Er = E + r * step, *Vr = V + r * step;
-        const ptrdiff_t o = r * nx_out;
-        if (cubic) {
-            row_filter(hD + o, Dr, ix - 1 + M, m->wx, 4, px_lo, px_hi);
-            row_filter(hE + o, Er, ix - 1 + M, sx, 4, px_lo, px_hi);
-            row_filter(hN + o, Vr, ix - 1 + M, ones, 4, px_lo, px_hi);
+    /* The filters' results sit at each output voxel's centre tap (x0, y0) = floor(p + t): rows
+     * y0 - 1 .. y0 + 2 are read, for y0 over the output rows (the same for columns). */
+    const ptrdiff_t row_lo = py_lo + iy + M, row_hi = py_hi + iy + M;
+    if (cubic) {
+        float sx[4], sy[4];
+        const float ones[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        for (int k = 0; k < 4; k++) {
+            sx[k] = m->wx[k] * m->wx[k];
+            sy[k] = m->wy[k] * m->wy[k];
         }
-        row_filter(hDl + o, Dr, ix + M, m->lx, 2, px_lo, px_hi);
-        row_filter(hEl + o, Er, ix + M, qx, 2, px_lo, px_hi);
-        row_filter(hWl + o, Vr, ix + M, m->lx, 2, px_lo, px_hi);
+        const ptrdiff_t lo = (row_lo - 1) * step, hi = (row_hi + 2) * step;
+        filter4(hd + 1, D, m->wx, 1, lo, hi - 3); /* hd[i] = sum_k wx[k] D[i - 1 + k] */
+        filter4(hv + 1, E, sx, 1, lo, hi - 3);
+        filter4(hn + 1, V, ones, 1, lo, hi - 3);
+        const ptrdiff_t glo = row_lo * step, ghi = row_hi * step;
+        filter4(gd + step, hd, m->wy, step, glo - step, ghi - step); /* gd[i] = sum wy hd[i + (k-1) step] */
+        filter4(gv + step, hv, sy, step, glo - step, ghi - step);
+        filter4(gn + step, hn, ones, step, glo - step, ghi - step);
+    } else {
+        float qx[2], qy[2];
+        for (int k = 0; k < 2; k++) {
+            qx[k] = m->lx[k] * m->lx[k];
+            qy[k] = m->ly[k] * m->ly[k];
+        }
+        const ptrdiff_t lo = row_lo * step, hi = (row_hi + 1) * step;
+        filter2(hd, D, m->lx, 1, lo, hi - 1); /* hd[i] = lx0 D[i] + lx1 D[i + 1] */
+        filter2(hv, E, qx, 1, lo, hi - 1);
+        filter2(hn, V, m->lx, 1, lo, hi - 1);
+        filter2(gd, hd, m->ly, step, lo, hi - step); /* gd[i] = ly0 hd[i] + ly1 hd[i + step] */
+        filter2(gv, hv, qy, step, lo, hi - step);
+        filter2(gn, hn, m->ly, step, lo, hi - step);
     }
 
-    /* Column filters, the choice of kernel, and accumulation. */
-    const ptrdiff_t near0 = ixr + M;
+    /* Accumulation, one output row at a time. */
     for (ptrdiff_t py = py_lo; py < py_hi; py++) {
-        const ptrdiff_t c0 = (py + iy - 1 + M) * nx_out;
-        const column_rows rows = {
-            hD + c0, hE + c0, hN + c0, hDl + c0 + nx_out, hEl + c0 + nx_out, hWl + c0 + nx_out,
-            V + (py + iyr + M) * step + near0, m->dq + (z * ny_in + py + iyr) * nx_in + ixr,
-        };
+        const ptrdiff_t centre = (py + iy + M) * step + ix + M; /* of output pixel 0 */
+        const ptrdiff_t nearest = (py + iyr + M) * step + ixr + M;
         float *ws = wsum + py * nx_out, *ds = dsum + py * nx_out;
         int16_t *oc = count + py * nx_out;
         uint32_t *of = flags + py * nx_out;
-        const int sq = m->swap_dq;
-        if (cubic && !sq)
-            column_row(&rows, m, sy, qy, nx_out, px_lo, px_hi, keep, ws, ds, oc, of, 1, 0);
-        else if (cubic)
-            column_row(&rows, m, sy, qy, nx_out, px_lo, px_hi, keep, ws, ds, oc, of, 1, 1);
-        else if (!sq)
-            column_row(&rows, m, sy, qy, nx_out, px_lo, px_hi, keep, ws, ds, oc, of, 0, 0);
-        else
-            column_row(&rows, m, sy, qy, nx_out, px_lo, px_hi, keep, ws, ds, oc, of, 0, 1);
+        if (!cubic) {
+            bilinear_row(gd + centre, gv + centre, gn + centre, V + nearest, Q + nearest, px_lo,
+                         px_hi, keep, ws, ds, oc, of);
+        } else if (cubic_row(gd + centre, gv + centre, gn + centre, V + nearest, Q + nearest,
+                             px_lo, px_hi, keep, ws, ds, oc, of, need)) {
+            bilinear_fallback(need, Q + nearest, m, D, E, V, centre, step, px_lo, px_hi, keep, ws,
+                              ds, oc, of);
+        }
     }
 }
 
 CPU_CLONES void ifualign_usable_sums(const uint32_t *restrict data, const uint32_t *restrict err,
-                          const uint32_t *restrict dq, int swap_data, int swap_err, int swap_dq,
-                          ptrdiff_t nz, ptrdiff_t ny, ptrdiff_t nx, uint32_t do_not_use,
-                          int positive_err, double *restrict dsum, double *restrict e2sum,
-                          int64_t *restrict n)
+                                     const uint32_t *restrict dq, int swap_data, int swap_err,
+                                     int swap_dq, ptrdiff_t nz, ptrdiff_t ny, ptrdiff_t nx,
+                                     uint32_t do_not_use, int positive_err,
+                                     double *restrict dsum, double *restrict e2sum,
+                                     int64_t *restrict n)
 {
     const ptrdiff_t plane = ny * nx;
     for (ptrdiff_t z = 0; z < nz; z++) {

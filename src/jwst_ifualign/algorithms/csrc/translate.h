@@ -22,7 +22,7 @@ typedef struct {
     float lx[2], ly[2]; /* bilinear weights of taps 0..1 */
 } ifualign_member;
 
-/* Scratch for ifualign_add_plane: 3 planes of (ny_pad, nx_pad) and 6 of (ny_pad, nx_out),
+/* Scratch for ifualign_add_plane: 10 planes of (ny_pad, nx_pad), zeroed before the first use,
  * ny_pad, nx_pad = max input size + 2 * IFUALIGN_MARGIN. */
 size_t ifualign_scratch_floats(ptrdiff_t ny_pad, ptrdiff_t nx_pad, ptrdiff_t nx_out);
 
