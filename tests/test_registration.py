@@ -147,3 +147,17 @@ def test_resolution_floor():
     assert resolution("dft") == pytest.approx(0.01 / np.sqrt(12))
     assert resolution("dft", 1000) == pytest.approx(0.001 / np.sqrt(12))
     assert resolution("cross_correlation") == 0.0
+
+
+@pytest.mark.parametrize("shape", [(80, 80), (64, 71), (75, 81), (75, 80)])
+@pytest.mark.parametrize("shift", [(0.37, -1.21), (-2.5, 0.5), (3.0, 0.0)])
+def test_fourier_shift_with_real_transforms_equals_the_full_transform(shape, shift):
+    """The real-transform phase ramp (Nyquist terms on even sizes) gives the full one's result."""
+    from jwst_ifualign.algorithms.registration import _fourier_shift
+
+    image = np.random.default_rng(1).normal(size=shape)
+    dx, dy = shift
+    ky = np.fft.fftfreq(shape[0])[:, None]
+    kx = np.fft.fftfreq(shape[1])[None, :]
+    full = np.real(np.fft.ifft2(np.fft.fft2(image) * np.exp(-2j * np.pi * (kx * dx + ky * dy))))
+    np.testing.assert_allclose(_fourier_shift(image, dx, dy), full, rtol=0, atol=1e-12)
