@@ -46,6 +46,12 @@ class _Resampler:
     footprint: object = None
     per_plane: object = None
 
+    @property
+    def translation(self):
+        """``(tx, ty)`` when the member is a translation of the output grid (the identity is
+        ``(0, 0)``), else None."""
+        return (0.0, 0.0) if self.identity else self.shift
+
     def block(self, model, z0, z1, kernel, out_shape, positive_err):
         """Aligned planes [z0, z1) on the output grid: (data, var, valid, dq).
 
@@ -164,16 +170,16 @@ def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape, out
     if method == "weighted_mean":
         total = WeightedMean(shape, out=None if out is None else (out[0], out[1], out[3]))
         translated = [
-            (m.data[z0:z1], m.err[z0:z1], m.dq[z0:z1], (0.0, 0.0) if r.identity else r.shift)
+            (m.data[z0:z1], m.err[z0:z1], m.dq[z0:z1], r.translation)
             for m, r in pairs
-            if r.identity or r.shift is not None
+            if r.translation is not None
         ]
         accumulate_translated(
             translated, total, flags, kernel=kernel, do_not_use=DO_NOT_USE, keep=keep
         )
         for model, r in pairs:
-            if r.identity or r.shift is not None:
-                continue
+            if r.translation is not None:
+                continue  # added above
             d, var, valid, dq = r.block(model, z0, z1, kernel, out_shape, True)
             total.add(d, var, valid)
             np.bitwise_or(flags, dq & keep, out=flags, where=valid)

@@ -1,4 +1,4 @@
-"""Fused, compiled versions of the two passes that touch every voxel of every member.
+"""Fused, compiled versions of the passes that touch every voxel of every member.
 
 - :func:`accumulate_translated`: translate a member's planes onto the output grid (the rule of
   :func:`~jwst_ifualign.algorithms.resample.resample_cube` for a translation: bicubic where all
@@ -7,6 +7,8 @@
   :class:`~jwst_ifualign.algorithms.combine.WeightedMean` and to the output DQ bits, in one pass
   and without the intermediate cubes that :func:`~jwst_ifualign.algorithms.resample.translate_parts`
   returns. The numpy functions stay the reference implementation (the tests compare the two).
+- :func:`finish_weighted_mean`: :meth:`~jwst_ifualign.algorithms.combine.WeightedMean.result`
+  and the DQ of uncovered voxels in one pass.
 - :func:`usable_sums`: the per-spaxel sums over wavelength of usable data, squared errors and
   usable planes (the white-light images), deciding usability voxel by voxel on the way.
 
@@ -23,7 +25,7 @@ import math
 import numpy as np
 
 from . import _translate
-from .resample import KERNELS, _keys
+from .resample import KERNELS, _taps
 
 __all__ = ["accumulate_translated", "finish_weighted_mean", "usable_sums"]
 
@@ -35,6 +37,16 @@ def _words(array, dtype):
         array = array.astype(dtype)
     array = np.ascontiguousarray(array)
     return array.view(np.uint32), not array.dtype.isnative
+
+
+def _cube_words(data, err, dq):
+    """``(data, err, dq, swap_data, swap_err, swap_dq)`` as the kernels take them."""
+    (d, swap_d), (e, swap_e), (q, swap_q) = (
+        _words(data, np.float32),
+        _words(err, np.float32),
+        _words(dq, np.uint32),
+    )
+    return d, e, q, swap_d, swap_e, swap_q
 
 
 def accumulate_translated(members, total, flags, *, kernel, do_not_use, keep):
@@ -58,35 +70,15 @@ def accumulate_translated(members, total, flags, *, kernel, do_not_use, keep):
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
-    taps = np.arange(-1, 3)
     prepared = []
     for data, err, dq, shift in members:
         tx, ty = float(shift[0]), float(shift[1])
         ix, iy = math.floor(tx), math.floor(ty)
-        fx, fy = tx - ix, ty - iy
-        (d, swap_d), (e, swap_e), (q, swap_q) = (
-            _words(data, np.float32),
-            _words(err, np.float32),
-            _words(dq, np.uint32),
-        )
-        prepared.append(
-            (
-                d,
-                e,
-                q,
-                swap_d,
-                swap_e,
-                swap_q,
-                ix,
-                iy,
-                math.floor(tx + 0.5),
-                math.floor(ty + 0.5),
-                _keys(fx - taps).astype(np.float32),
-                _keys(fy - taps).astype(np.float32),
-                np.array([1.0 - fx, fx], np.float32),
-                np.array([1.0 - fy, fy], np.float32),
-            )
-        )
+        # The taps of resample_cube's kernels at the shift's fractional part.
+        (_, wx), (_, wy) = _taps("bicubic", tx - ix), _taps("bicubic", ty - iy)
+        (_, lx), (_, ly) = _taps("bilinear", tx - ix), _taps("bilinear", ty - iy)
+        nearest = (math.floor(tx + 0.5), math.floor(ty + 0.5))
+        prepared.append((*_cube_words(data, err, dq), ix, iy, *nearest, wx, wy, lx, ly))
     _translate.accumulate_translations(
         prepared,
         kernel == "bicubic",
@@ -147,8 +139,7 @@ def usable_sums(data, err, dq, *, do_not_use, positive_err=False):
     ny, nx = data.shape[1:]
     dsum, e2sum = np.zeros((ny, nx)), np.zeros((ny, nx))
     n = np.zeros((ny, nx), np.int64)
-    words = [*_words(data, np.float32), *_words(err, np.float32), *_words(dq, np.uint32)]
     _translate.usable_sums(
-        *words[::2], *words[1::2], int(do_not_use), bool(positive_err), dsum, e2sum, n
+        *_cube_words(data, err, dq), int(do_not_use), bool(positive_err), dsum, e2sum, n
     )
     return dsum, e2sum, n
