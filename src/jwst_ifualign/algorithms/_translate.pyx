@@ -38,7 +38,7 @@ cdef extern from "csrc/translate.h":
 
     void ifualign_add_plane(
         const ifualign_member *m, Py_ssize_t z, int cubic, uint32_t do_not_use, uint32_t keep,
-        float *scratch, Py_ssize_t ny_pad, Py_ssize_t nx_pad, float *wsum, float *dsum,
+        float *scratch, Py_ssize_t ny_pad, float *wsum, float *dsum,
         int16_t *count, uint32_t *flags, Py_ssize_t ny_out, Py_ssize_t nx_out,
     ) nogil
 
@@ -120,7 +120,7 @@ def accumulate_translations(
             for z in range(nz):
                 for k in range(nmember):
                     ifualign_add_plane(
-                        &cm[k], z, cubic, do_not_use, keep, &scratch[0], ny_pad, nx_pad,
+                        &cm[k], z, cubic, do_not_use, keep, &scratch[0], ny_pad,
                         &wsum[z, 0, 0], &dsum[z, 0, 0], &count[z, 0, 0], &flags[z, 0, 0],
                         ny_out, nx_out,
                     )

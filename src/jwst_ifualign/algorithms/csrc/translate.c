@@ -253,7 +253,7 @@ static void bilinear_fallback(const uint8_t *need, const uint32_t *q, const ifua
 
 CPU_CLONES void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cubic,
                                    uint32_t do_not_use, uint32_t keep, float *scratch,
-                                   ptrdiff_t ny_pad, ptrdiff_t nx_pad, float *restrict wsum,
+                                   ptrdiff_t ny_pad, float *restrict wsum,
                                    float *restrict dsum, int16_t *restrict count,
                                    uint32_t *restrict flags, ptrdiff_t ny_out, ptrdiff_t nx_out)
 {
@@ -263,7 +263,6 @@ CPU_CLONES void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cu
     const ptrdiff_t py_lo = -iyr > 0 ? -iyr : 0, py_hi = ny_in - iyr < ny_out ? ny_in - iyr : ny_out;
     const ptrdiff_t px_lo = -ixr > 0 ? -ixr : 0, px_hi = nx_in - ixr < nx_out ? nx_in - ixr : nx_out;
     if (py_lo >= py_hi || px_lo >= px_hi) return;
-    (void)nx_pad;
     const ptrdiff_t step = nx_in + 2 * M, size = ny_pad * step; /* this member's layout */
     float *D = scratch, *E = D + size, *V = E + size;
     uint32_t *Q = (uint32_t *)(V + size); /* float and uint32_t: both 32-bit words */

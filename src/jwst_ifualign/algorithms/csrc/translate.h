@@ -22,12 +22,13 @@ typedef struct {
     float lx[2], ly[2]; /* bilinear weights of taps 0..1 */
 } ifualign_member;
 
-/* Scratch for ifualign_add_plane: 10 planes of (ny_pad, nx_pad), zeroed before the first use,
- * ny_pad, nx_pad = max input size + 2 * IFUALIGN_MARGIN. */
+/* Scratch for ifualign_add_plane, zeroed before the first use: 10 planes of (ny_pad, nx_pad) and
+ * one output row of bytes; ny_pad, nx_pad = max input size + 2 * IFUALIGN_MARGIN. Each member
+ * lays its planes out with its own row step (nx_in + 2 * IFUALIGN_MARGIN). */
 size_t ifualign_scratch_floats(ptrdiff_t ny_pad, ptrdiff_t nx_pad, ptrdiff_t nx_out);
 
 void ifualign_add_plane(const ifualign_member *m, ptrdiff_t z, int cubic, uint32_t do_not_use,
-                        uint32_t keep, float *scratch, ptrdiff_t ny_pad, ptrdiff_t nx_pad,
+                        uint32_t keep, float *scratch, ptrdiff_t ny_pad,
                         float *wsum, float *dsum, int16_t *count, uint32_t *flags,
                         ptrdiff_t ny_out, ptrdiff_t nx_out);
 
