@@ -24,6 +24,9 @@ pointing errors for the extra members), writes it with
 (b) ``step (memory)``
     ``IFUAlignStep.call(container)`` on an open ``jwst.datamodels.ModelContainer`` of the same
     in-memory models, default parameters, nothing saved. Best of ``--repeat`` runs.
+(b0) ``stpipe alone``
+    The same call with ``IFUAlignStep`` whose ``process`` returns its input: what stpipe costs
+    per call in this process, whatever the step does. Best of ``--repeat`` runs.
 (c) ``step (files)``
     ``IFUAlignStep.call(asn_path, save_results=True, output_dir=tmpdir)`` in this process: from
     the association file to the three written outputs. Best of ``--repeat`` runs. Also one run of
@@ -52,7 +55,10 @@ How to read the output
 ----------------------
 Times are wall-clock seconds. Times (b) and (c) include stpipe's own overhead (``Step.run``
 starts with a full ``gc.collect()``, whose cost grows with the Python objects alive in the
-process). ``(a)/(b)`` is the speed-up of the step over the seed notebook on
+process). ``(b0)`` measures that overhead: the same call as (b) with a step that does nothing
+(``process`` returns its input), in the same process, best of ``--repeat``; ``(b) - (b0)`` is
+the step's own work, and ``(a)/(b-b0)`` is printed for information (the target is on (b)).
+``(a)/(b)`` is the speed-up of the step over the seed notebook on
 the same in-memory data; ``(c)/(d)`` is how far the end-to-end step is above the I/O floor
 (1.0 means the step costs nothing beyond opening and writing). Peak memory is compared with the
 input and output sizes. A final table lists each target, the measured value and whether it is
@@ -175,6 +181,7 @@ class CaseResult:
     seed_extrapolated: bool = False
     step_memory_s: float | None = None
     step_memory_runs: list = field(default_factory=list)
+    stpipe_floor_s: float | None = None
     step_files_s: float | None = None
     step_files_runs: list = field(default_factory=list)
     strun_s: float | None = None
@@ -431,6 +438,38 @@ def time_step_in_memory(models, repeat):
 
     best, runs = best_of(run, repeat)
     return best, runs, out["bytes"]
+
+
+def _null_step():
+    """``IFUAlignStep`` with a ``process`` that returns its input: stpipe's own cost per call.
+
+    Everything stpipe does around ``process`` is kept (the configuration from the step's spec,
+    no CRDS lookup, logging, the ``gc.collect()`` in ``Step.run``).
+    """
+    from jwst_ifualign import IFUAlignStep
+
+    class NullStep(IFUAlignStep):
+        """Returns its input unchanged."""
+
+        def process(self, step_input):
+            return step_input
+
+    return NullStep
+
+
+def time_stpipe_floor(models, repeat):
+    """Best-of-``repeat`` wall time of ``NullStep.call(container)`` on the models of (b).
+
+    The same container, process and call as (b), with a step that does nothing: stpipe's own
+    cost per call (the ``gc.collect()`` at the start of ``Step.run``, the step's configuration,
+    logging). It is part of (b), and of any step's run; ``(b) - (b0)`` is the step's own work.
+    """
+    from jwst.datamodels import ModelContainer
+
+    container = ModelContainer(list(models))
+    step = _null_step()
+    best, _ = best_of(lambda: step.call(container, configure_log=False), repeat)
+    return best
 
 
 def profile_step_in_memory(models):
@@ -888,6 +927,8 @@ def run_case(instrument, n_members, args, workdir, seed_cache):
         models, args.repeat
     )
     _progress(f"  (b) {_runs(case.step_memory_runs)}")
+    case.stpipe_floor_s = time_stpipe_floor(models, args.repeat)
+    _progress(f"  (b0) stpipe alone (a step that does nothing): {case.stpipe_floor_s:.3f} s")
 
     # (c)
     _progress(f"{label}, {n_members} members: (c) step from asn to files x{args.repeat}")
@@ -992,6 +1033,9 @@ def timing_rows(cases):
     rows = []
     for c in cases:
         strun_extra = None if c.strun_s is None else c.strun_s - c.step_files_s
+        own = None
+        if c.step_memory_s is not None and c.stpipe_floor_s is not None:
+            own = c.step_memory_s - c.stpipe_floor_s
         rows.append(
             [
                 f"{c.label} {c.n_members}",
@@ -999,6 +1043,8 @@ def timing_rows(cases):
                 _s(c.seed_s, 1, c.seed_extrapolated),
                 _s(c.step_memory_s, 3),
                 _ratio(c.seed_s, c.step_memory_s, c.seed_extrapolated),
+                _s(c.stpipe_floor_s, 3),
+                _ratio(c.seed_s, own, c.seed_extrapolated),
                 _s(c.step_files_s, 3),
                 _s(c.io_floor_s, 3),
                 _ratio(c.step_files_s, c.io_floor_s),
@@ -1015,6 +1061,8 @@ TIMING_HEADERS = [
     "(a) seed s",
     "(b) step s",
     "(a)/(b)",
+    "(b0) stpipe s",
+    "(a)/(b-b0)",
     "(c) files s",
     "(d) I/O s",
     "(c)/(d)",
