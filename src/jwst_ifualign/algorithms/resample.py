@@ -290,22 +290,16 @@ def _bilinear_at(flat_d, flat_v, spaxels, shift, in_shape):
     """Bilinear sums of ``w * d`` and ``w**2 * v`` at output spaxels ``(py, px)`` of a translation.
 
     ``flat_d``, ``flat_v``: (nwave, ny_in * nx_in), zero where not valid. Neighbours outside
-    the input do not contribute. Returns two arrays of shape (nwave, nspaxel).
+    the input do not contribute (their weight in :func:`bilinear_footprint` is zero). Returns
+    two arrays of shape (nwave, nspaxel).
     """
     py, px = spaxels
-    tx, ty = shift
-    ix, iy = int(np.floor(tx)), int(np.floor(ty))
-    fx, fy = tx - ix, ty - iy
-    ny_in, nx_in = in_shape
+    footprint = bilinear_footprint(px + shift[0], py + shift[1], in_shape)
     dsum = np.zeros((flat_d.shape[0], py.size), np.float32)
     vsum = np.zeros_like(dsum)
-    for ox, oy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xi, yi = px + ix + ox, py + iy + oy
-        inside = (xi >= 0) & (xi < nx_in) & (yi >= 0) & (yi < ny_in)
-        index = np.where(inside, yi * nx_in + xi, 0)
-        wk = np.where(inside, w, 0.0).astype(np.float32)
-        dsum += flat_d[:, index] * wk
-        vsum += flat_v[:, index] * wk**2
+    for index, w in zip(footprint.index, footprint.weight, strict=True):
+        dsum += flat_d[:, index] * w
+        vsum += flat_v[:, index] * w**2
     return dsum, vsum
 
 
