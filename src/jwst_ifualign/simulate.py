@@ -35,7 +35,8 @@ from astropy.coordinates import SkyCoord
 from jwst.assign_wcs.pointing import create_fitswcs
 from scipy.special import erf
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
+
+from .results import DO_NOT_USE, NON_SCIENCE
 
 __all__ = [
     "InstrumentSetup",
@@ -47,9 +48,6 @@ __all__ = [
     "simulate_association",
     "write_association",
 ]
-
-_DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
-_NON_SCIENCE = dqflags.pixel["NON_SCIENCE"]
 
 
 @dataclass(frozen=True)
@@ -339,7 +337,7 @@ def make_cube(
     data[:, outside] = np.nan
     err[:, outside] = np.nan
     dq = np.zeros(data.shape, np.uint32)
-    dq[:, outside] = _DO_NOT_USE | _NON_SCIENCE
+    dq[:, outside] = DO_NOT_USE | NON_SCIENCE
     wmap = np.where(footprint, 4.0, 0.0)[None].repeat(nwave, axis=0)
 
     model.data = data.astype(np.float32)
