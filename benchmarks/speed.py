@@ -803,8 +803,8 @@ def memory_worker(asn_path, chunk_size, trace=True):
     dict
         The fields of :class:`MemoryResult`.
     """
-    # Import what the step uses before the baseline, so imports are not counted as its memory.
-    import image_registration  # noqa: F401
+    # Import what the step uses before the baseline, so imports are not counted as its memory
+    # (jwst_ifualign.align imports image_registration the step's way, without matplotlib.pyplot).
     import scipy.ndimage  # noqa: F401
     import scipy.stats  # noqa: F401
     from astropy.table import Table  # noqa: F401

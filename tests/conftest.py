@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,9 @@ import pytest
 for _key in [k for k in os.environ if k.startswith("CRDS")]:
     del os.environ[_key]
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import image_registration  # noqa: F401  (import-time deprecation warnings from astropy)
-
-from jwst_ifualign.simulate import (  # noqa: E402
+# image_registration the way the step imports it (without the matplotlib.pyplot it never uses).
+import jwst_ifualign.algorithms.registration
+from jwst_ifualign.simulate import (
     MIRI_CH1,
     NIRSPEC_G395H,
     simulate_association,

@@ -40,13 +40,14 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
+from .image_registration_import import import_image_registration
 from .offset import Offset
 
-with warnings.catch_warnings():
-    # image_registration imports astropy's deprecated TestRunner at import time.
-    warnings.simplefilter("ignore")
-    from image_registration import cross_correlation_shifts, register_images
-    from image_registration.chi2_shifts import chi2n_map
+# Without the matplotlib.pyplot and pytest that image_registration's __init__ imports (unused).
+_image_registration = import_image_registration()
+cross_correlation_shifts = _image_registration.cross_correlation_shifts
+register_images = _image_registration.register_images
+chi2n_map = _image_registration.chi2_shifts.chi2n_map
 
 __all__ = ["METHODS", "RegistrationError", "measure_offset", "resolution"]
 
