@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
+from jwst_ifualign.algorithms.image_registration_import import Deferred
 from jwst_ifualign.algorithms.registration import (
     METHODS,
     RegistrationError,
@@ -126,6 +127,21 @@ def test_library_defect_import_loads_pyplot_and_pytest_and_fix():
         """
     )
     assert later == ["matplotlib.pyplot", "pytest"]
+
+
+def test_deferred_module_stand_in():
+    """The stand-in forwards public names on first use, never dunders, never to itself."""
+    stand_in = Deferred("json")
+    assert stand_in.dumps([1, 2]) == "[1, 2]"
+    with pytest.raises(AttributeError):
+        stand_in.__file__  # noqa: B018  (inspect.getmodule reads this on every module)
+    name = "jwst_ifualign_test_pending_module"
+    sys.modules[name] = pending = Deferred(name)
+    try:
+        with pytest.raises(AttributeError, match="no attribute 'anything'"):
+            pending.anything  # noqa: B018  (registered: importing would return the stand-in)
+    finally:
+        del sys.modules[name]
 
 
 def test_library_peak_fit_bias_and_refinement():

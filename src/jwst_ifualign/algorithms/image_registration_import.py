@@ -43,12 +43,14 @@ class Deferred(types.ModuleType):
     """Stand-in for a module: the real module is imported when a public attribute is first read.
 
     Dunder attributes (``__file__``, ``__spec__``, ...) are not forwarded, so that code which
-    inspects modules (``inspect.getmodule``, the import system) does not trigger the import.
+    inspects modules (``inspect.getmodule``, the import system) does not trigger the import;
+    nor is anything while the stand-in itself is still in ``sys.modules`` (during the package's
+    import), where importing the name would return the stand-in again.
     """
 
     def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
+        if name.startswith("__") or sys.modules.get(self.__name__) is self:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
         return getattr(importlib.import_module(self.__name__), name)
 
 
