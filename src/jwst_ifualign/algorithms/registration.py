@@ -128,6 +128,9 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=N
     edge; the distance field (nearly linear near edges) is what is interpolated at q - shift, not
     the ramp, so the moved window is accurate. ``aperture`` ``(x, y, radius)`` multiplies the
     window by an analytic smooth disk around one source (reference pixels).
+
+    Returns the two windowed images and the noise level ``sigma`` (one float for the whole
+    window, None without error images).
     """
     img_ok_at_shift = _sample(valid_img.astype(float), *shift) > 1.0 - 1e-6
     region = valid_ref & img_ok_at_shift
@@ -159,14 +162,14 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=N
         b_ref, b_img = _weighted_mean(ref, bg_ref), _weighted_mean(img, bg_img)
     r = np.where(inside_ref, (ref - b_ref) * w_ref, 0.0)
     i = np.where(inside_img, (img - b_img) * w_img, 0.0)
-    e = None
+    sigma = None
     if err is not None:
         # One error level for the whole window: chi2 weights by 1/err**2 in the reference frame,
         # so any structure in the error map (such as a step at the member's footprint edge)
         # would be stationary while the content moves, and bias the result (0.013 px on the
         # simulated MIRI scene).
-        e = np.full(ref.shape, float(np.median(err[inside_ref])))
-    return r, i, e
+        sigma = float(np.median(err[inside_ref]))
+    return r, i, sigma
 
 
 def _weighted_mean(image, weight):
@@ -190,7 +193,7 @@ def _fast_even_length(n):
         n += 2
 
 
-def _pad_even(arrays, margin, fill_values):
+def _pad_even(arrays, margin):
     """Zero-pad 2-D arrays by at least ``margin`` on every side, to even, FFT-friendly lengths.
 
     The extra padding goes after the data (high index side), so pixel indices of the data are
@@ -198,15 +201,10 @@ def _pad_even(arrays, margin, fill_values):
     """
     ny, nx = arrays[0].shape
     ty, tx = _fast_even_length(ny + 2 * margin), _fast_even_length(nx + 2 * margin)
-    pad_y = (margin, ty - ny - margin)
-    pad_x = (margin, tx - nx - margin)
     padded = []
-    for a, fill in zip(arrays, fill_values, strict=True):
-        if a is None:
-            padded.append(None)
-            continue
-        out = np.full((ty, tx), fill, dtype=a.dtype)
-        out[pad_y[0] : pad_y[0] + ny, pad_x[0] : pad_x[0] + nx] = a
+    for a in arrays:
+        out = np.zeros((ty, tx), dtype=a.dtype)
+        out[margin : margin + ny, margin : margin + nx] = a
         padded.append(out)
     return padded
 
@@ -223,7 +221,7 @@ def _quadratic_fit_matrix():
 _QUADRATIC_FIT = _quadratic_fit_matrix()
 
 
-def _chi2(ref, img, err, *, upsample_factor):
+def _chi2(ref, img, sigma, *, upsample_factor):
     """Minimum of image_registration's chi2 map, refined by a quadratic fit; errors from its curvature.
 
     ``chi2n_map`` gives chi2(s) = sum((ref(p) - img(p + s))**2) / err**2 at every whole-pixel
@@ -234,8 +232,7 @@ def _chi2(ref, img, err, *, upsample_factor):
     interpolation: 20-50 ms a call, quantised results, and errors from the two-parameter
     delta-chi2 = 2.3 contour, 1.5 times the 1-sigma error.)
     """
-    sigma = 1.0 if err is None else float(np.median(err))
-    chi2 = chi2n_map(ref, img, err=sigma, boundary="wrap")
+    chi2 = chi2n_map(ref, img, err=1.0 if sigma is None else sigma, boundary="wrap")
     ny, nx = chi2.shape
     # Zero shift sits at this index (as in chi2_shift; checked by injecting shifts in the tests).
     ycen, xcen = ny // 2 - (1 if ny % 2 == 0 else 0), nx // 2 - (1 if nx % 2 == 0 else 0)
@@ -258,7 +255,7 @@ def _chi2(ref, img, err, *, upsample_factor):
     return Offset(float(dx), float(dy), float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1])))
 
 
-def _dft(ref, img, err, *, upsample_factor):
+def _dft(ref, img, sigma, *, upsample_factor):
     usfac = DFT_UPSAMPLE_DEFAULT if upsample_factor is None else int(upsample_factor)
     dx, dy = register_images(ref, img, usfac=usfac, zeromean=False)
     return Offset(float(dx), float(dy))
@@ -291,7 +288,7 @@ def _fourier_shift(image, dx, dy):
     return np.fft.irfft2(np.fft.rfft2(image) * ramp, s=image.shape)
 
 
-def _cross_correlation(ref, img, err, *, upsample_factor):
+def _cross_correlation(ref, img, sigma, *, upsample_factor):
     """cross_correlation_shifts; without an error image it returns only (dx, dy).
 
     Its 3x3 peak fit is biased by up to ~0.05 px for sub-pixel shifts, vanishing as the shift
@@ -310,7 +307,7 @@ def _brightest_source(image, valid):
     return float(x), float(y)
 
 
-def _centroid(ref, img, err, *, upsample_factor):
+def _centroid(ref, img, sigma, *, upsample_factor):
     """Difference of flux-weighted centroids of the windowed, background-subtracted images.
 
     ``measure_offset`` limits the window to a smooth aperture of ``CENTROID_RADIUS`` pixels
@@ -325,12 +322,12 @@ def _centroid(ref, img, err, *, upsample_factor):
         if not total > 0:
             raise RegistrationError("no source above the background to centroid")
         cx, cy = (a * xx).sum() / total, (a * yy).sum() / total
-        if err is None:
+        if sigma is None:
             ex = ey = np.nan
         else:
             used = a != 0
-            ex = np.sqrt(((xx - cx) ** 2 * err**2 * used).sum()) / total
-            ey = np.sqrt(((yy - cy) ** 2 * err**2 * used).sum()) / total
+            ex = np.sqrt(((xx - cx) ** 2 * sigma**2 * used).sum()) / total
+            ey = np.sqrt(((yy - cy) ** 2 * sigma**2 * used).sum()) / total
         out.append((cx, cy, ex, ey))
     (rx, ry, rex, rey), (ix, iy, iex, iey) = out
     return Offset(
@@ -359,21 +356,23 @@ def resolution(method, upsample_factor=None):
     return step / np.sqrt(12.0)
 
 
-def _run_backend(method, ref, img, err, *, current, upsample_factor, margin):
-    """Pad, move ``img`` back by ``current`` (FFT methods), measure, and add ``current`` back."""
-    fill_err = None if err is None else float(np.max(err))
-    ref, img, err = _pad_even([ref, img, err], margin, [0.0, 0.0, fill_err])
+def _run_backend(method, ref, img, sigma, *, current, upsample_factor, margin):
+    """Pad, move ``img`` back by ``current`` (FFT methods), measure, and add ``current`` back.
+
+    ``sigma``: the noise level of the windowed images (a float), or None.
+    """
+    ref, img = _pad_even([ref, img], margin)
     moved = method != "centroid" and (current[0] != 0.0 or current[1] != 0.0)
     if moved:
         img = _fourier_shift(img, -current[0], -current[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        offset = _BACKENDS[method](ref, img, err, upsample_factor=upsample_factor)
-        if err is not None and method in ("dft", "cross_correlation"):
+        offset = _BACKENDS[method](ref, img, sigma, upsample_factor=upsample_factor)
+        if sigma is not None and method in ("dft", "cross_correlation"):
             # These libraries give no uncertainty: take the noise error from the curvature of the
             # chi2 surface of the same images (the shift itself stays the method's own).
             try:
-                noise = _chi2(ref, img, err, upsample_factor=None)
+                noise = _chi2(ref, img, sigma, upsample_factor=None)
                 offset = Offset(offset.dx, offset.dy, noise.dx_err, noise.dy_err)
             except RegistrationError:
                 pass
@@ -451,9 +450,9 @@ def measure_offset(
     if method == "centroid":
         aperture = (*_brightest_source(ref, valid_ref), CENTROID_RADIUS)
     for _ in range(int(max_iterations) + 1):
-        r, i, e = _windowed_pair(ref, img, err, valid_ref, valid_img, current, taper, aperture)
+        r, i, sigma = _windowed_pair(ref, img, err, valid_ref, valid_img, current, taper, aperture)
         offset = _run_backend(
-            method, r, i, e, current=current, upsample_factor=upsample_factor, margin=margin
+            method, r, i, sigma, current=current, upsample_factor=upsample_factor, margin=margin
         )
         change = np.hypot(offset.dx - current[0], offset.dy - current[1])
         current = (offset.dx, offset.dy)
