@@ -13,6 +13,7 @@ from jwst_ifualign.algorithms.image_registration_import import Deferred
 from jwst_ifualign.algorithms.registration import (
     METHODS,
     RegistrationError,
+    chi2_map,
     measure_offset,
     resolution,
 )
@@ -20,6 +21,7 @@ from jwst_ifualign.algorithms.registration import (
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from image_registration import cross_correlation_shifts
+    from image_registration.chi2_shifts import chi2n_map
 
 
 def _pixel_gaussian(shape, x0, y0, sigma, flux):
@@ -175,6 +177,33 @@ def test_moving_window_removes_edge_bias(method):
     assert abs(stationary.dx - shift[0]) > 0.08
     assert moving.dx == pytest.approx(shift[0], abs=0.005)
     assert moving.dy == pytest.approx(shift[1], abs=0.005)
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, (70, 72)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("sigma", [1.0, 0.37])
+def test_chi2_map_is_image_registrations_chi2_surface(shape, sigma):
+    """``chi2_map`` is ``chi2n_map(boundary="wrap")``: same values, same layout (lag 0 at the
+    centre index that ``_chi2`` reads), on odd and even sizes, for an off-centre shifted scene
+    with noise, a zero background and a non-zero one."""
+    rng = np.random.default_rng(7)
+    for background in (0.0, 3.0):
+        ref = scene(shape) - 0.5 + background + rng.normal(0, 0.1, shape)
+        img = scene(shape, 1.7, -2.2) - 0.5 + background + rng.normal(0, 0.1, shape)
+        expected = chi2n_map(ref, img, err=sigma, boundary="wrap")
+        got = chi2_map(ref, img, sigma)
+        assert got.shape == expected.shape
+        # chi2 = sum(ref**2) + sum(img**2) - 2 cross: rounding relative to the largest term.
+        scale = (np.sum(ref**2) + np.sum(img**2)) / sigma**2
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * scale)
+        assert np.unravel_index(np.argmin(got), shape) == np.unravel_index(
+            np.argmin(expected), shape
+        )
+        # img(p - k) = ref(p) at lag k = -(dx, dy) = (-1.7, 2.2) -> (kx, ky) = (-2, 2) pixels
+        # from the centre index.
+        assert np.unravel_index(np.argmin(got), shape) == (
+            (shape[0] - 1) // 2 + 2,
+            (shape[1] - 1) // 2 - 2,
+        )
 
 
 def test_chi2_reports_uncertainty_that_scales_with_noise():

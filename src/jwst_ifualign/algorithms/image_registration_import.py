@@ -7,8 +7,8 @@ The defect (image_registration 0.2.10, the current release): ``import image_regi
 * imports ``chi2_shifts``, which imports ``iterative_zoom``, which imports ``matplotlib.pyplot``
   at module level.
 
-None of the functions this package calls (``chi2_shifts.chi2n_map``, ``register_images``,
-``cross_correlation_shifts``) uses either module. In a process that already holds jwst and
+None of the functions this package calls (``register_images``, ``cross_correlation_shifts``;
+``chi2_shifts.chi2n_map`` in the tests) uses either module. In a process that already holds jwst and
 astropy, the two cost about 0.5 s of import time and leave about 50 000 more objects alive.
 stpipe starts every ``Step.run`` with a full ``gc.collect()``, which walks all of them, so every
 step of a pipeline in that process paid for them again (20-30 ms per step on a 2-core machine;
