@@ -14,7 +14,7 @@ for _key in [k for k in os.environ if k.startswith("CRDS")]:
     del os.environ[_key]
 
 # image_registration the way the step imports it (without the matplotlib.pyplot it never uses).
-import jwst_ifualign.algorithms.registration
+import jwst_ifualign.algorithms.registration  # noqa: F401 - imported for this side effect
 from jwst_ifualign.simulate import (
     MIRI_CH1,
     NIRSPEC_G395H,

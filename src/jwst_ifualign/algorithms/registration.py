@@ -272,7 +272,7 @@ def _chi2(ref, img, sigma, *, upsample_factor):
     iy = int(np.clip(iy, 1, ny - 2))
     ix = int(np.clip(ix, 1, nx - 2))
     patch = chi2[iy - 1 : iy + 2, ix - 1 : ix + 2]
-    a0, bx, by, cxx, cxy, cyy = _QUADRATIC_FIT @ patch.ravel()
+    _, bx, by, cxx, cxy, cyy = _QUADRATIC_FIT @ patch.ravel()
     hessian = np.array([[2 * cxx, cxy], [cxy, 2 * cyy]])
     try:
         step = np.linalg.solve(hessian, [-bx, -by])
