@@ -222,6 +222,11 @@ def _quadratic_fit_matrix():
 _QUADRATIC_FIT = _quadratic_fit_matrix()
 
 
+def _zero_lag_index(shape):
+    """Index of zero shift in a chi2 surface of ``shape`` (as in ``chi2n_map``/``chi2_shift``)."""
+    return tuple((n - 1) // 2 for n in shape)
+
+
 def chi2_map(ref, img, sigma=1.0):
     """chi2 of ``ref`` against ``img`` at every whole-pixel circular shift.
 
@@ -246,28 +251,27 @@ def chi2_map(ref, img, sigma=1.0):
         ``sum((ref(p) - img(p - k)) ** 2) / sigma ** 2`` over pixels ``p`` (indices modulo the
         shape) at circular lag ``k``; lag 0 sits at index ``((ny - 1) // 2, (nx - 1) // 2)``.
     """
-    ny, nx = ref.shape
-    cross = scipy.fft.irfft2(scipy.fft.rfft2(ref) * np.conj(scipy.fft.rfft2(img)), s=(ny, nx))
+    cross = scipy.fft.irfft2(scipy.fft.rfft2(ref) * np.conj(scipy.fft.rfft2(img)), s=ref.shape)
     chi2 = (np.sum(ref * ref) + np.sum(img * img) - 2.0 * cross) / sigma**2
-    return np.roll(chi2, ((ny - 1) // 2, (nx - 1) // 2), axis=(0, 1))
+    return np.roll(chi2, _zero_lag_index(ref.shape), axis=(0, 1))
 
 
 def _chi2(ref, img, sigma, *, upsample_factor):
     """Minimum of image_registration's chi2 surface, refined by a quadratic fit; errors from its
     curvature.
 
-    :func:`chi2_map` gives chi2(s) = sum((ref(p) - img(p + s))**2) / err**2 at every whole-pixel
-    shift s. A quadratic fitted to the 3x3 values around the minimum gives the sub-pixel
-    minimum and the Hessian H, whose covariance ``2 H**-1`` is the 1-sigma uncertainty. The
-    caller moves ``img`` by its current estimate first, so the minimum sits near zero shift,
-    where the quadratic is exact. (``chi2_shift`` instead zooms on the surface with a Fourier
-    interpolation: 20-50 ms a call, quantised results, and errors from the two-parameter
-    delta-chi2 = 2.3 contour, 1.5 times the 1-sigma error.)
+    :func:`chi2_map` gives chi2(s) = sum((ref(p) - img(p + s))**2) / sigma**2 at every
+    whole-pixel shift s. A quadratic fitted to the 3x3 values around the minimum gives the
+    sub-pixel minimum and the Hessian H, whose covariance ``2 H**-1`` is the 1-sigma
+    uncertainty. The caller moves ``img`` by its current estimate first, so the minimum sits
+    near zero shift, where the quadratic is exact. (``chi2_shift`` instead zooms on the surface
+    with a Fourier interpolation: 20-50 ms a call, quantised results, and errors from the
+    two-parameter delta-chi2 = 2.3 contour, 1.5 times the 1-sigma error.)
     """
     chi2 = chi2_map(ref, img, 1.0 if sigma is None else sigma)
     ny, nx = chi2.shape
-    # Zero shift sits at this index (as in chi2_shift; checked by injecting shifts in the tests).
-    ycen, xcen = (ny - 1) // 2, (nx - 1) // 2
+    # Zero shift (checked by injecting shifts in the tests).
+    ycen, xcen = _zero_lag_index(chi2.shape)
     iy, ix = np.unravel_index(np.argmin(chi2), chi2.shape)
     iy = int(np.clip(iy, 1, ny - 2))
     ix = int(np.clip(ix, 1, nx - 2))
@@ -411,7 +415,9 @@ def _run_backend(method, ref, img, sigma, *, current, upsample_factor, margin):
     if not (np.isfinite(offset.dx) and np.isfinite(offset.dy)):
         raise RegistrationError(f"method {method!r} returned a non-finite shift {offset[:2]}")
     if moved:
-        offset = Offset(offset.dx + current[0], offset.dy + current[1], offset.dx_err, offset.dy_err)
+        offset = Offset(
+            offset.dx + current[0], offset.dy + current[1], offset.dx_err, offset.dy_err
+        )
     return offset
 
 
