@@ -6,10 +6,10 @@ from setuptools import Extension, setup
 extension = Extension(
     "jwst_ifualign.algorithms._translate",
     sources=[
-        "src/jwst_ifualign/algorithms/_translate.pyx",
-        "src/jwst_ifualign/algorithms/csrc/translate.c",
+        "jwst_ifualign/algorithms/_translate.pyx",
+        "jwst_ifualign/algorithms/csrc/translate.c",
     ],
-    include_dirs=["src/jwst_ifualign/algorithms"],
+    include_dirs=["jwst_ifualign/algorithms"],
     # Let gcc vectorise the kernels: Python's own CFLAGS carry -fwrapv; with trapping math gcc
     # may not compute both sides of a select, and with math errno sqrtf is a library call. The
     # kernels rely on neither signed overflow, floating-point traps nor errno (and IEEE

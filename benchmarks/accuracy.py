@@ -2,17 +2,17 @@
 
 What it measures
 ----------------
-For each instrument-like setup (:data:`jwst_ifualign.simulate.MIRI_CH1` and
-:data:`~jwst_ifualign.simulate.NIRSPEC_G395H`), each per-voxel S/N, each *geometry* (odd or even
+For each instrument-like setup (:data:`jwst_ifualign.testing.simulate.MIRI_CH1` and
+:data:`~jwst_ifualign.testing.simulate.NIRSPEC_G395H`), each per-voxel S/N, each *geometry* (odd or even
 spatial size, linear ``WAVE`` or tabular ``WAVE-TAB`` wavelength axis, position angle 0 or 30
 degrees) and each trial, the script simulates a 4-dither association with
-:func:`~jwst_ifualign.simulate.simulate_association`. Every member (the reference too) gets a
+:func:`~jwst_ifualign.testing.simulate.simulate_association`. Every member (the reference too) gets a
 random pointing error drawn uniformly in +-0.15 arcsec per axis, and every association has its
 own noise seed; everything derives from ``--seed``, so a run is reproducible.
 
-Each association is then aligned with :func:`~jwst_ifualign.align.align_members` once per
+Each association is then aligned with :func:`~jwst_ifualign.adapter.align.align_members` once per
 registration method (:data:`~jwst_ifualign.algorithms.registration.METHODS`), with the
-package's default :class:`~jwst_ifualign.align.AlignOptions` apart from ``method``: white-light
+package's default :class:`~jwst_ifualign.adapter.align.AlignOptions` apart from ``method``: white-light
 measurement over all planes, member 0 as the reference, and the defaults of every other option,
 so the benchmark follows the package's defaults as they change. The measured offset
 ``(dx, dy, dx_err, dy_err)`` of every non-reference member is compared with the simulator's
@@ -70,10 +70,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from jwst_ifualign.adapter.align import AlignOptions, align_members
+from jwst_ifualign.adapter.inputs import Members
 from jwst_ifualign.algorithms.registration import METHODS
-from jwst_ifualign.align import AlignOptions, align_members
-from jwst_ifualign.inputs import Members
-from jwst_ifualign.simulate import MIRI_CH1, NIRSPEC_G395H, simulate_association
+from jwst_ifualign.testing.simulate import MIRI_CH1, NIRSPEC_G395H, simulate_association
 
 #: Instrument key -> (label, simulator setup, {"odd": (ny, nx), "even": (ny, nx)}).
 INSTRUMENTS = {

@@ -2,12 +2,12 @@
 
 What is timed
 -------------
-For each instrument-like setup (:data:`jwst_ifualign.simulate.MIRI_CH1`, 1050 x 45 x 47, and
-:data:`~jwst_ifualign.simulate.NIRSPEC_G395H`, 3600 x 50 x 50) and each association size
+For each instrument-like setup (:data:`jwst_ifualign.testing.simulate.MIRI_CH1`, 1050 x 45 x 47, and
+:data:`~jwst_ifualign.testing.simulate.NIRSPEC_G395H`, 3600 x 50 x 50) and each association size
 ``N`` (``--members``, default 4 and 16), the script simulates an association with
-:func:`~jwst_ifualign.simulate.simulate_association` (for ``N > 4`` the simulator draws random
+:func:`~jwst_ifualign.testing.simulate.simulate_association` (for ``N > 4`` the simulator draws random
 pointing errors for the extra members), writes it with
-:func:`~jwst_ifualign.simulate.write_association` to a temporary folder, and measures:
+:func:`~jwst_ifualign.testing.simulate.write_association` to a temporary folder, and measures:
 
 (a) ``seed``
     The seed notebook's per-slice approach on the arrays already in memory (the simulated
@@ -105,7 +105,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: Instrument key -> (label, name of the setup in jwst_ifualign.simulate).
+#: Instrument key -> (label, name of the setup in jwst_ifualign.testing.simulate).
 INSTRUMENTS = {
     "miri": ("MIRI-like", "MIRI_CH1"),
     "nirspec": ("NIRSpec-like", "NIRSPEC_G395H"),
@@ -804,14 +804,14 @@ def memory_worker(asn_path, chunk_size, trace=True):
         The fields of :class:`MemoryResult`.
     """
     # Import what the step uses before the baseline, so imports are not counted as its memory
-    # (jwst_ifualign.align imports image_registration the step's way, without matplotlib.pyplot).
+    # (jwst_ifualign.adapter.align imports image_registration the step's way, without matplotlib.pyplot).
     import scipy.ndimage  # noqa: F401
     import scipy.stats  # noqa: F401
     from astropy.table import Table  # noqa: F401
     from jwst.datamodels import ModelContainer
 
-    import jwst_ifualign.align  # noqa: F401
-    import jwst_ifualign.outputs  # noqa: F401
+    import jwst_ifualign.adapter.align  # noqa: F401
+    import jwst_ifualign.adapter.outputs  # noqa: F401
     from jwst_ifualign import IFUAlignStep
 
     kwargs = {} if chunk_size is None else {"chunk_size": int(chunk_size)}

@@ -2,18 +2,18 @@
 
 import numpy as np
 import pytest
-from conftest import MIRI_SMALL, NIRSPEC_G395H, NIRSPEC_SMALL, offset_errors, small_association
+from helpers import (
+    MIRI_SMALL,
+    NIRSPEC_G395H,
+    NIRSPEC_SMALL,
+    members_of,
+    offset_errors,
+    small_association,
+)
 
-from jwst_ifualign.align import AlignOptions, align_members
+from jwst_ifualign.adapter.align import AlignOptions, align_members
+from jwst_ifualign.algorithms.quality import point_source_fwhm, white_light
 from jwst_ifualign.algorithms.registration import METHODS
-from jwst_ifualign.inputs import Members
-from jwst_ifualign.quality import point_source_fwhm, white_light
-
-
-def members_of(sim):
-    models = [m.model for m in sim.members]
-    return Members(models, [m.meta.filename for m in models], "test", [False] * len(models))
-
 
 TOLERANCE = {"chi2": 0.05, "dft": 0.05, "cross_correlation": 0.1, "centroid": 0.1}
 
@@ -157,7 +157,7 @@ def test_wavelength_range_and_slice(miri_sim):
 def test_union_grid_keeps_every_covered_spaxel():
     """Tight, cube_build-like cubes: the union grid holds every member spaxel, the reference not."""
     sim = small_association(shape=(20, 31, 33), pa_deg=30.0)
-    from jwst_ifualign.outputs import build_output_model
+    from jwst_ifualign.adapter.outputs import build_output_model
 
     lost = {}
     for grid in ("reference", "union"):

@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from jwst_ifualign.align import AlignOptions, align_members
-from jwst_ifualign.diagnostics import MISSING_MATPLOTLIB, alignment_images, plot_alignment
-from jwst_ifualign.inputs import load_members
-from jwst_ifualign.outputs import build_output_model, offsets_table, write_table
-from jwst_ifualign.quality import point_source_fwhm
+from jwst_ifualign.adapter.align import AlignOptions, align_members
+from jwst_ifualign.adapter.diagnostics import (
+    MISSING_MATPLOTLIB,
+    alignment_images,
+    plot_alignment,
+)
+from jwst_ifualign.adapter.inputs import load_members
+from jwst_ifualign.adapter.outputs import build_output_model, offsets_table, write_table
+from jwst_ifualign.algorithms.quality import point_source_fwhm
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

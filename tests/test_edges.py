@@ -1,22 +1,22 @@
 """Edges: lost planes, bad ERR, tiny cubes, one plane, big offsets, high declination, RA = 0.
 
 Each test asserts what the step must do, on simulated associations with a known truth
-(:func:`jwst_ifualign.simulate.simulate_association`).
+(:func:`jwst_ifualign.testing.simulate.simulate_association`).
 """
 
 import warnings
 
 import numpy as np
 import pytest
-from conftest import file_digests, offset_errors, small_association
+from helpers import file_digests, offset_errors, small_association
 from jwst.assign_wcs.pointing import create_fitswcs
 from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_ifualign import IFUAlignError, IFUAlignStep
-from jwst_ifualign.align import AlignOptions, align_members
-from jwst_ifualign.inputs import Members
-from jwst_ifualign.simulate import simulate_association, write_association
-from jwst_ifualign.wcs_mapping import reference_to_member_pixels
+from jwst_ifualign.adapter.align import AlignOptions, align_members
+from jwst_ifualign.adapter.inputs import Members
+from jwst_ifualign.adapter.wcs_mapping import reference_to_member_pixels
+from jwst_ifualign.testing.simulate import simulate_association, write_association
 
 DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 NON_SCIENCE = dqflags.pixel["NON_SCIENCE"]

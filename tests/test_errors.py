@@ -5,12 +5,11 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import file_digests, small_association
+from helpers import file_digests, run_strun, small_association
 from stdatamodels.jwst import datamodels
-from test_step import run_strun
 
 from jwst_ifualign import IFUAlignStep, InputError, ParameterError
-from jwst_ifualign.simulate import write_association
+from jwst_ifualign.testing.simulate import write_association
 
 
 @pytest.fixture
@@ -125,8 +124,8 @@ def test_strun_bad_input_exits_nonzero_with_clear_message(asn_copy, tmp_path):
 
 
 def test_all_nan_member_is_skipped_and_flagged(miri_sim):
-    from jwst_ifualign.align import AlignOptions, align_members
-    from jwst_ifualign.inputs import Members
+    from jwst_ifualign.adapter.align import AlignOptions, align_members
+    from jwst_ifualign.adapter.inputs import Members
 
     models = [m.model.copy() for m in miri_sim.members]
     models[3].data[:] = np.nan
@@ -137,8 +136,8 @@ def test_all_nan_member_is_skipped_and_flagged(miri_sim):
 
 
 def test_all_nan_reference_is_a_clear_error(asn_copy, tmp_path):
-    from jwst_ifualign.align import AlignOptions, align_members
-    from jwst_ifualign.inputs import load_members
+    from jwst_ifualign.adapter.align import AlignOptions, align_members
+    from jwst_ifualign.adapter.inputs import load_members
 
     members = load_members(str(asn_copy))
     try:
@@ -150,7 +149,7 @@ def test_all_nan_reference_is_a_clear_error(asn_copy, tmp_path):
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path):
-    from jwst_ifualign.outputs import write_atomic
+    from jwst_ifualign.adapter.outputs import write_atomic
 
     target = tmp_path / "product_ifualign.fits"
 
@@ -186,7 +185,7 @@ def test_member_from_another_instrument(asn_copy, tmp_path):
 def test_member_with_another_spatial_scale(tmp_path):
     import dataclasses
 
-    from jwst_ifualign.simulate import MIRI_CH1
+    from jwst_ifualign.testing.simulate import MIRI_CH1
 
     sim = small_association(n_members=2)
     coarse = dataclasses.replace(MIRI_CH1, spaxel_arcsec=0.2)
@@ -205,8 +204,8 @@ def test_member_that_is_a_spectrum(asn_copy, tmp_path):
 
 def test_member_without_overlap_is_skipped_and_flagged():
     """A member pointed 30 arcsec away shares no sky with the reference: flagged, run goes on."""
-    from jwst_ifualign.align import AlignOptions, align_members
-    from jwst_ifualign.inputs import Members
+    from jwst_ifualign.adapter.align import AlignOptions, align_members
+    from jwst_ifualign.adapter.inputs import Members
 
     dithers = ((0.0, 0.0), (0.51, -0.32), (30.0, 0.0))
     sim = small_association(n_members=3, dithers_arcsec=dithers)
@@ -243,7 +242,7 @@ def test_reading_without_validation_skips_the_schema_reparsing(miri_asn, monkeyp
     manager), which is about half the time to open a cube. Reading without it parses none."""
     import yaml
 
-    from jwst_ifualign.inputs import open_for_reading
+    from jwst_ifualign.adapter.inputs import open_for_reading
 
     path = miri_asn.parent / members_of(miri_asn)[0]["expname"]
     datamodels.open(path).close()  # warm every other cache

@@ -10,12 +10,16 @@ even sizes, and for big-endian (FITS) arrays.
 import numpy as np
 import pytest
 
+from jwst_ifualign.adapter.results import DO_NOT_USE, NON_SCIENCE, valid_voxels
 from jwst_ifualign.algorithms.collapse import collapse_sums
 from jwst_ifualign.algorithms.combine import WeightedMean
-from jwst_ifualign.algorithms.fused import accumulate_translated, finish_weighted_mean, usable_sums
+from jwst_ifualign.algorithms.fused import (
+    accumulate_translated,
+    finish_weighted_mean,
+    usable_sums,
+)
 from jwst_ifualign.algorithms.resample import bilinear_footprint, resample_cube
-from jwst_ifualign.results import DO_NOT_USE, NON_SCIENCE, valid_voxels
-from jwst_ifualign.simulate import MIRI_CH1, make_cube
+from jwst_ifualign.testing.simulate import MIRI_CH1, make_cube
 
 KEEP = np.uint32(~np.uint32(DO_NOT_USE | NON_SCIENCE))
 

@@ -79,8 +79,8 @@ class Base:
 
 
 def build_base(folder, *, tabular):
-    from jwst_ifualign.inputs import plane_wavelengths
-    from jwst_ifualign.simulate import simulate_association, write_association
+    from jwst_ifualign.adapter.inputs import plane_wavelengths
+    from jwst_ifualign.testing.simulate import simulate_association, write_association
 
     sim = simulate_association(
         shape=SHAPE,

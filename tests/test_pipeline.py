@@ -5,15 +5,12 @@ No test reaches CRDS for data: extract_1d runs with override reference files mad
 context even when every reference file was overridden, which exits the process offline.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import asdf
 import numpy as np
 import pytest
-from conftest import MIRI_SMALL, file_digests, small_association
+from helpers import MIRI_SMALL, file_digests, run_strun, small_association
 from jwst.cube_build import CubeBuildStep
 from jwst.datamodels import ModelContainer
 from jwst.extract_1d import Extract1dStep
@@ -25,23 +22,13 @@ from jwst_ifualign.pipeline import (
     pipeline_parameter_tree,
     product_name,
 )
-from jwst_ifualign.simulate import write_association
 from jwst_ifualign.step import IFUAlignStep
+from jwst_ifualign.testing.simulate import write_association
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILE = REPO / "config" / PIPELINE_PARAMETER_FILE
-STRUN = str(Path(sys.executable).with_name("strun"))
 PIPELINE = "jwst_ifualign.pipeline.IFUAlignPipeline"
 APCORR = 1.25
-
-
-def run_strun(args, cwd):
-    """Run strun with no CRDS variable in the environment; return the completed process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS")}
-    env.pop("STPIPE_DISABLE_CRDS_STEPPARS", None)
-    return subprocess.run(
-        [STRUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +160,7 @@ def test_strun_offline_extract_1d_skipped_substep_parameter(asn, tmp_path):
         assert cube.meta.cal_step.ifu_align == "COMPLETE"
     log = done.stderr + done.stdout
     assert "jwst_ifualign.pipeline - INFO - Starting calwebb_ifualign" in log
-    assert "jwst_ifualign.align - INFO - Member" in log
+    assert "jwst_ifualign.adapter.align - INFO - Member" in log
     assert file_digests(asn.parent) == before
 
 

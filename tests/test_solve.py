@@ -4,10 +4,9 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import offset_errors, small_association
-from test_align import members_of
+from helpers import members_of, offset_errors, small_association
 
-from jwst_ifualign.align import AlignOptions, align_members
+from jwst_ifualign.adapter.align import AlignOptions, align_members
 from jwst_ifualign.algorithms.offset import Offset
 from jwst_ifualign.algorithms.solve import PairMeasurement, solve_pairs
 

@@ -1,7 +1,5 @@
 """The ifu_align Step as users run it: strun (offline), Step.call, parameter files, outputs."""
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -9,7 +7,7 @@ import asdf
 import numpy as np
 import pytest
 from astropy.table import Table
-from conftest import file_digests
+from helpers import file_digests, run_strun
 from jwst.datamodels import ModelContainer
 from stdatamodels.jwst import datamodels
 
@@ -19,16 +17,6 @@ from jwst_ifualign.parameter_files import parameter_file_tree, step_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config"
-STRUN = str(Path(sys.executable).with_name("strun"))
-
-
-def run_strun(args, cwd):
-    """Run strun with no CRDS variable in the environment; return the completed process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS")}
-    env.pop("STPIPE_DISABLE_CRDS_STEPPARS", None)
-    return subprocess.run(
-        [STRUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
 
 
 def product_files(folder, product="sim_ifu"):
@@ -56,7 +44,7 @@ def test_strun_offline(target, miri_asn, miri_sim, tmp_path):
     files = product_files(tmp_path)
     assert all(p.is_file() for p in files.values())
     # The package's own log lines reach strun's output.
-    assert "jwst_ifualign.align - INFO - Member" in done.stderr + done.stdout
+    assert "jwst_ifualign.adapter.align - INFO - Member" in done.stderr + done.stdout
     assert file_digests(miri_asn.parent) == before
     table = Table.read(files["ecsv"], format="ascii.ecsv")
     assert table["dx"][2] == pytest.approx(miri_sim.members[2].truth_dx, abs=0.05)
@@ -180,8 +168,8 @@ def test_offsets_applied_as_cube_build_does_put_member_source_on_reference(tmp_p
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
-    from jwst_ifualign.quality import point_source_fwhm, white_light
-    from jwst_ifualign.simulate import simulate_association, write_association
+    from jwst_ifualign.algorithms.quality import point_source_fwhm, white_light
+    from jwst_ifualign.testing.simulate import simulate_association, write_association
 
     sim = simulate_association(shape=(60, 35, 37), snr=100.0, errors_arcsec=((0, 0), (0.12, -0.09)), n_members=2)
     asn = write_association(sim, tmp_path / "data")

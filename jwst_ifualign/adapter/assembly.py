@@ -13,16 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .algorithms.combine import WeightedMean, combine_cubes
-from .algorithms.fused import accumulate_translated, finish_weighted_mean
-from .algorithms.resample import (
+from ..algorithms.combine import WeightedMean, combine_cubes
+from ..algorithms.fused import accumulate_translated, finish_weighted_mean
+from ..algorithms.resample import (
     bilinear_footprint,
     gather_nearest,
     resample_cube,
     translate_nearest,
     translate_parts,
 )
-from .exceptions import ParameterError
+from ..exceptions import ParameterError
 from .results import DO_NOT_USE, NON_SCIENCE, valid_voxels
 from .wcs_mapping import member_extent, reference_to_member_pixels
 

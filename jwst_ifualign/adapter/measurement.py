@@ -13,19 +13,19 @@ import logging
 
 import numpy as np
 
-from .algorithms.collapse import image_from_sums
-from .algorithms.fused import usable_sums
-from .algorithms.measure import (
+from ..algorithms.collapse import image_from_sums
+from ..algorithms.fused import usable_sums
+from ..algorithms.measure import (
     CHUNK_CHI2_WARN,
     Placement,
     measure_placed,
     place_images,
 )
-from .algorithms.offset import Offset
-from .algorithms.registration import RegistrationError
-from .algorithms.resample import bilinear_footprint
-from .algorithms.solve import PairMeasurement, solve_pairs
-from .exceptions import InputError
+from ..algorithms.offset import Offset
+from ..algorithms.registration import RegistrationError
+from ..algorithms.resample import bilinear_footprint
+from ..algorithms.solve import PairMeasurement, solve_pairs
+from ..exceptions import InputError
 from .results import (
     DO_NOT_USE,
     FLAG_LOW_SNR,

@@ -2,8 +2,8 @@
 
 :func:`align_members` takes open IFUCubeModels and :class:`AlignOptions`, and returns the
 combined arrays on the output grid and one :class:`MemberResult` per member. It checks the
-options against the data, measures the offsets (:mod:`jwst_ifualign.measurement`), and resamples
-and combines the members (:mod:`jwst_ifualign.assembly`); none of it writes into the input
+options against the data, measures the offsets (:mod:`jwst_ifualign.adapter.measurement`), and resamples
+and combines the members (:mod:`jwst_ifualign.adapter.assembly`); none of it writes into the input
 models. The stpipe Step (:mod:`jwst_ifualign.step`) wraps it.
 
 Work is done in blocks of ``chunk_size`` wavelength planes, so peak memory grows with the number
@@ -16,11 +16,11 @@ import logging
 
 import numpy as np
 
-from .algorithms.collapse import chunk_bounds
-from .algorithms.combine import COMBINE_METHODS
-from .algorithms.registration import METHODS
+from ..algorithms.collapse import chunk_bounds
+from ..algorithms.combine import COMBINE_METHODS
+from ..algorithms.registration import METHODS
+from ..exceptions import InputError, ParameterError
 from .assembly import combine_block, output_grid, resamplers, run_blocks
-from .exceptions import InputError, ParameterError
 from .inputs import check_compatible
 from .measurement import measure_members, placement
 from .results import (  # noqa: F401 - re-exported: the public names of the adapter
@@ -98,7 +98,7 @@ def align_members(members, options):
     Parameters
     ----------
     members : Members
-        The open, checked members (:func:`jwst_ifualign.inputs.load_members`).
+        The open, checked members (:func:`jwst_ifualign.adapter.inputs.load_members`).
     options : AlignOptions
         Method, combination, reference index and block size.
 

@@ -11,7 +11,7 @@ import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from .algorithms.measure import translation_of
+from ..algorithms.measure import translation_of
 
 __all__ = [
     "reference_to_member_pixels",

@@ -14,7 +14,7 @@
 
 A voxel is *usable* when its data and error are finite, its error is >= 0 (> 0 for the weighted
 mean, whose weight is ``1 / err**2``) and its DQ lacks ``DO_NOT_USE``, as
-:func:`jwst_ifualign.results.valid_voxels`. Both read float32 and uint32 arrays of either byte
+:func:`jwst_ifualign.adapter.results.valid_voxels`. Both read float32 and uint32 arrays of either byte
 order in place (FITS cubes are big-endian); other dtypes are converted first.
 """
 

@@ -75,7 +75,9 @@ def write_parameter_files(folder):
         with asdf.AsdfFile(parameter_file_tree(**overrides)) as af:
             af.write_to(path)
         written.append(path)
-    from .pipeline import write_pipeline_parameter_file  # the pipeline imports this module
+    from .pipeline import (
+        write_pipeline_parameter_file,  # the pipeline imports this module
+    )
 
     written.append(write_pipeline_parameter_file(folder))
     return written

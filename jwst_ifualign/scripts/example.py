@@ -20,9 +20,9 @@ import numpy as np
 from astropy.table import Table
 from stdatamodels.jwst import datamodels
 
-from .parameter_files import write_parameter_files
-from .quality import point_source_fwhm, white_light
-from .simulate import MIRI_CH1, simulate_association, write_association
+from ..algorithms.quality import point_source_fwhm, white_light
+from ..parameter_files import write_parameter_files
+from ..testing.simulate import MIRI_CH1, simulate_association, write_association
 
 __all__ = ["main"]
 

@@ -19,7 +19,7 @@ from jwst.lib.suffix import remove_suffix
 from stdatamodels.jwst import datamodels
 from stdatamodels.validate import ValidationWarning
 
-from .exceptions import InputError
+from ..exceptions import InputError
 
 __all__ = ["Members", "load_members", "calibrated_name", "check_compatible"]
 

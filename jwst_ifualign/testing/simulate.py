@@ -36,7 +36,7 @@ from jwst.assign_wcs.pointing import create_fitswcs
 from scipy.special import erf
 from stdatamodels.jwst import datamodels
 
-from .results import DO_NOT_USE, NON_SCIENCE
+from ..adapter.results import DO_NOT_USE, NON_SCIENCE
 
 __all__ = [
     "InstrumentSetup",

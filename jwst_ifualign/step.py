@@ -9,17 +9,16 @@ from pathlib import Path
 from jwst.stpipe import Step
 from jwst.stpipe.core import JwstStep
 
-from .algorithms.offset import Offset
-from .align import (
+from .adapter.align import (
     FLAG_REFERENCE,
     AlignOptions,
     AlignResult,
     MemberResult,
     align_members,
 )
-from .diagnostics import alignment_images, plot_alignment
-from .inputs import load_members, plane_wavelengths
-from .outputs import (
+from .adapter.diagnostics import alignment_images, plot_alignment
+from .adapter.inputs import load_members, plane_wavelengths
+from .adapter.outputs import (
     build_output_model,
     check_not_input,
     offsets_table,
@@ -27,6 +26,7 @@ from .outputs import (
     write_offset_file,
     write_table,
 )
+from .algorithms.offset import Offset
 
 __all__ = ["IFUAlignStep"]
 

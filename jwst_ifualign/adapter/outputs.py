@@ -20,7 +20,7 @@ from jwst.assign_wcs.pointing import create_fitswcs
 from stdatamodels.jwst import datamodels
 from stdatamodels.util import get_envar_as_boolean
 
-from .exceptions import ParameterError
+from ..exceptions import ParameterError
 from .inputs import calibrated_name
 
 __all__ = [
@@ -44,7 +44,7 @@ OFFSET_CONVENTION = (
 
 
 def _package_version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

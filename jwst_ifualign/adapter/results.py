@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from stdatamodels.jwst.datamodels import dqflags
 
-from .algorithms.measure import MemberMeasurement
-from .algorithms.offset import Offset
+from ..algorithms.measure import MemberMeasurement
+from ..algorithms.offset import Offset
 
 __all__ = [
     "AlignOptions",

@@ -20,9 +20,9 @@ import logging
 
 import numpy as np
 
-from .algorithms.resample import bilinear_footprint, resample_image
+from ..algorithms.quality import point_source_fwhm, white_light
+from ..algorithms.resample import bilinear_footprint, resample_image
 from .outputs import write_atomic
-from .quality import point_source_fwhm, white_light
 from .wcs_mapping import reference_to_member_pixels
 
 __all__ = ["plot_alignment", "alignment_images", "MISSING_MATPLOTLIB"]
@@ -214,7 +214,7 @@ def plot_alignment(
     combined_image : ndarray, shape (ny_out, nx_out)
         White-light image of the combined cube.
     table : astropy.table.Table
-        The offsets table (:func:`jwst_ifualign.outputs.offsets_table`, or its ECSV file read
+        The offsets table (:func:`jwst_ifualign.adapter.outputs.offsets_table`, or its ECSV file read
         back): columns ``dx, dy, dx_err, dy_err, applied, flag, dx_chunks, dy_chunks``, and
         ``meta["chunk_wavelength_ranges_um"]``.
     path : str or Path
