@@ -1,0 +1,597 @@
+"""Absolute astrometry: tie a cube to a reference image or to a catalog of source positions.
+
+Relative alignment puts every member on the reference member's frame, which is itself off by the
+telescope's blind pointing error. This module measures the correction of that frame:
+
+- against an image (:func:`correction_from_image`): a JWST image (``_i2d``/``_cal``
+  ImageModel, or any FITS image with a celestial WCS) of the same field. The cube is collapsed
+  over the wavelengths the image's filter covers (weighted by a throughput table, or a top hat
+  over the filter's band), put on a cutout of the image's grid with ``reproject_interp``
+  through both WCSs, matched in resolution (the sharper of the two convolved with a Gaussian of
+  the FWHM difference, both FWHMs measured on the brightest compact source), scaled in flux, and
+  registered to the image with the step's method (:func:`~jwst_ifualign.algorithms.measure.
+  measure_placed`, with the wavelength chunks for the empirical error);
+- against a catalog (:func:`correction_from_catalog`): an ECSV of ``ra``, ``dec`` (degrees) and
+  optional ``ra_err``, ``dec_err`` (arcsec): every listed source inside the cube is fitted on the
+  cube's own white-light image (a 2-D Gaussian, :func:`~jwst_ifualign.algorithms.absolute.
+  fit_point_source`) and the error-weighted mean difference to the catalog is the correction.
+
+The result, :class:`AbsoluteCorrection`, is in cube_build's convention: arcsec on the sky (RA
+offset times cos Dec) ADDED to the cube's coordinates, so that it lands on the image's (or the
+catalog's) frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.stats import mad_std
+from astropy.table import Table
+from astropy.wcs import WCS
+from astropy.wcs.wcsapi import HighLevelWCSWrapper, SlicedLowLevelWCS
+from stdatamodels.jwst import datamodels
+from stdatamodels.jwst.datamodels import dqflags
+
+from ..algorithms.absolute import (
+    convolve_gaussian,
+    fit_point_source,
+    flux_scale,
+    matching_sigma,
+    weighted_white_light,
+)
+from ..algorithms.collapse import chunk_bounds
+from ..algorithms.measure import measure_placed
+from ..algorithms.quality import point_source_fwhm
+from ..algorithms.registration import RegistrationError
+from ..exceptions import InputError
+
+__all__ = [
+    "AbsoluteCorrection",
+    "ReferenceImage",
+    "FILTER_BANDS_UM",
+    "load_reference_image",
+    "load_reference_catalog",
+    "load_throughput",
+    "correction_from_image",
+    "correction_from_catalog",
+]
+
+log = logging.getLogger(__name__)
+
+DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
+
+#: Approximate half-power bands (microns) of JWST imaging filters, pivot +- half the bandwidth
+#: (JDox filter tables): used when no throughput table is given.
+FILTER_BANDS_UM = {
+    "F560W": (5.05, 6.17),
+    "F770W": (6.58, 8.69),
+    "F1000W": (9.02, 10.87),
+    "F1130W": (10.95, 11.67),
+    "F1280W": (11.59, 14.01),
+    "F1500W": (13.53, 16.64),
+    "F1800W": (16.52, 19.50),
+    "F2100W": (18.48, 23.16),
+    "F2550W": (23.47, 27.50),
+    "F070W": (0.62, 0.78),
+    "F090W": (0.79, 1.00),
+    "F115W": (1.01, 1.28),
+    "F150W": (1.33, 1.67),
+    "F200W": (1.75, 2.23),
+    "F277W": (2.42, 3.13),
+    "F356W": (3.14, 3.98),
+    "F444W": (3.88, 4.98),
+    "F410M": (3.87, 4.31),
+}
+
+#: Pixels added around the cube's footprint on the image's grid for the cutout.
+CUTOUT_MARGIN = 6
+
+
+@dataclass(frozen=True)
+class AbsoluteCorrection:
+    """Correction of a cube's frame onto a reference image's or catalog's frame.
+
+    Attributes
+    ----------
+    ra_offset, dec_offset : float
+        Arcsec on the sky (RA offset times cos Dec), added to the cube's coordinates (as
+        cube_build's ``offset_file`` adds its offsets).
+    ra_offset_err, dec_offset_err : float
+        1-sigma errors, arcsec.
+    kind : str
+        ``"image"`` or ``"catalog"``.
+    reference : str
+        Name of the image or catalog file.
+    details : dict
+        What was measured: for an image the offset on its grid (pixels), the matched FWHMs and
+        the band; for a catalog every source's residual.
+    """
+
+    ra_offset: float
+    dec_offset: float
+    ra_offset_err: float
+    dec_offset_err: float
+    kind: str
+    reference: str
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class ReferenceImage:
+    """A reference image: data and 1-sigma error (ny, nx), a celestial WCS, and its filter."""
+
+    data: np.ndarray
+    err: np.ndarray
+    wcs: object
+    name: str
+    filter: str | None = None
+
+
+def _celestial_from_header(header):
+    try:
+        wcs = WCS(header).celestial
+    except Exception:  # noqa: BLE001 - astropy raises many kinds on broken headers
+        return None
+    return wcs if wcs.naxis == 2 and wcs.has_celestial else None
+
+
+def _noise_of(data):
+    """A constant 1-sigma error from the pixel-to-pixel scatter (no ERR array given)."""
+    finite = data[np.isfinite(data)]
+    diffs = np.diff(np.where(np.isfinite(data), data, np.nan), axis=1)
+    sigma = mad_std(diffs[np.isfinite(diffs)]) / np.sqrt(2.0) if finite.size else np.nan
+    return np.full(data.shape, sigma if sigma > 0 else np.nan)
+
+
+def load_reference_image(source):
+    """Read a reference image: an ImageModel (``_i2d``, ``_cal``) or a FITS file with a celestial
+    WCS in the header of its first 2-D image extension.
+
+    Parameters
+    ----------
+    source : str, Path or ImageModel
+
+    Returns
+    -------
+    ReferenceImage
+
+    Raises
+    ------
+    InputError
+        If the file does not exist, holds no 2-D image, or has no celestial WCS.
+    """
+    if isinstance(source, datamodels.ImageModel):
+        return _from_image_model(source, source.meta.filename or "reference image")
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(
+            f"reference_image {path} does not exist; give the path of an _i2d/_cal image or a "
+            "FITS image with a celestial WCS."
+        )
+    with fits.open(path) as hdul:
+        jwst_product = "DATAMODL" in hdul[0].header and "ASDF" in hdul
+    if jwst_product:  # an _i2d or _cal: its gwcs is exact (distortion included)
+        with datamodels.open(path) as model:
+            if isinstance(model, datamodels.ImageModel) and model.meta.wcs is not None:
+                return _from_image_model(model, path.name)
+    with fits.open(path) as hdul:
+        for hdu in hdul:
+            if hdu.data is None or hdu.data.ndim != 2:
+                continue
+            wcs = _celestial_from_header(hdu.header)
+            if wcs is None:
+                raise InputError(
+                    f"reference_image {path.name}: extension {hdu.name} has no celestial WCS "
+                    "(RA/Dec CTYPE keywords); give an image with one (an _i2d product, or "
+                    "FITS with a WCS)."
+                )
+            data = np.array(hdu.data, float)
+            err_hdu = hdul["ERR"] if "ERR" in hdul else None
+            err = np.array(err_hdu.data, float) if err_hdu is not None else _noise_of(data)
+            return ReferenceImage(data, err, wcs, path.name, hdu.header.get("FILTER"))
+    raise InputError(f"reference_image {path.name} holds no 2-D image.")
+
+
+def _from_image_model(model, name):
+    data = np.array(model.data, float)
+    bad = (model.dq & DO_NOT_USE) != 0 if model.dq is not None and model.dq.size else False
+    data[bad] = np.nan
+    err = np.array(model.err, float) if model.err is not None and model.err.size else None
+    if err is None or not np.any(np.isfinite(err) & (err > 0)):
+        err = _noise_of(data)
+    return ReferenceImage(data, err, model.meta.wcs, name, model.meta.instrument.filter)
+
+
+def load_throughput(path):
+    """A filter throughput table (ECSV): ``wavelength`` (microns, or any length unit) and
+    ``throughput``. Returns ``(wavelength_um, throughput)`` arrays sorted by wavelength."""
+    path = Path(path)
+    try:
+        table = Table.read(path, format="ascii.ecsv")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"filter_throughput {path} cannot be read as ECSV ({exc}).") from None
+    missing = {"wavelength", "throughput"} - set(table.colnames)
+    if missing:
+        raise InputError(
+            f"filter_throughput {path.name} lacks column(s) {', '.join(sorted(missing))}; it "
+            "needs 'wavelength' (microns) and 'throughput'."
+        )
+    wave = table["wavelength"]
+    wave = wave.quantity.to_value(u.um) if wave.unit is not None else np.asarray(wave, float)
+    order = np.argsort(wave)
+    return np.asarray(wave, float)[order], np.asarray(table["throughput"], float)[order]
+
+
+def load_reference_catalog(path):
+    """A catalog of compact sources (ECSV): ``ra``, ``dec`` (degrees), optional ``ra_err``,
+    ``dec_err`` (arcsec, RA error on the sky). Returns a Table with those four columns."""
+    path = Path(path)
+    try:
+        table = Table.read(path, format="ascii.ecsv")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"reference_catalog {path} cannot be read as ECSV ({exc}).") from None
+    if not {"ra", "dec"} <= set(table.colnames):
+        raise InputError(
+            f"reference_catalog {path.name} needs columns 'ra' and 'dec' (degrees); it has "
+            f"{', '.join(table.colnames)}."
+        )
+    out = Table()
+    for name, unit in (("ra", u.deg), ("dec", u.deg)):
+        col = table[name]
+        out[name] = col.quantity.to_value(unit) if col.unit is not None else np.asarray(col, float)
+    for name in ("ra_err", "dec_err"):
+        if name in table.colnames:
+            col = table[name]
+            out[name] = (
+                col.quantity.to_value(u.arcsec) if col.unit is not None else np.asarray(col, float)
+            )
+        else:
+            out[name] = np.zeros(len(table))
+    out.meta["name"] = path.name
+    return out
+
+
+def _plane_wavelengths(cube):
+    nwave = cube.data.shape[0]
+    _, _, lam = cube.meta.wcs(0.0, 0.0, np.arange(nwave), with_bounding_box=False)
+    return np.asarray(lam, float)
+
+
+def _band_weights(wavelengths, image_filter, throughput, name):
+    """Weight of every cube plane: the throughput there, or a top hat over the filter's band."""
+    if throughput is not None:
+        weights = np.interp(wavelengths, *throughput, left=0.0, right=0.0)
+        source = "the throughput table"
+    elif image_filter in FILTER_BANDS_UM:
+        lo, hi = FILTER_BANDS_UM[image_filter]
+        weights = ((wavelengths >= lo) & (wavelengths <= hi)).astype(float)
+        source = f"the {image_filter} band {lo}-{hi} um"
+    else:
+        log.warning(
+            "Reference image %s: filter %r unknown and no filter_throughput given; the whole "
+            "cube is collapsed.",
+            name,
+            image_filter,
+        )
+        return np.ones(wavelengths.size), "all planes"
+    if not np.any(weights > 0):
+        raise InputError(
+            f"The cube's wavelengths ({wavelengths.min():.3f}-{wavelengths.max():.3f} um) do not "
+            f"overlap {source}; give an image in a filter the cubes cover, or a "
+            "filter_throughput table that does."
+        )
+    return weights, source
+
+
+def _celestial_slice(cube, plane):
+    """The cube's celestial WCS at one wavelength plane, as a 2-D APE 14 WCS."""
+    return HighLevelWCSWrapper(SlicedLowLevelWCS(cube.meta.wcs, [plane, slice(None), slice(None)]))
+
+
+def _valid(cube):
+    valid = np.isfinite(cube.data) & np.isfinite(cube.err) & (cube.err >= 0)
+    return valid & ((cube.dq & DO_NOT_USE) == 0)
+
+
+def _image_cutout(image, cube, plane):
+    """Slices (y, x) of the image covering the cube's footprint plus a margin; None if none."""
+    _, ny, nx = cube.data.shape
+    yy, xx = np.mgrid[0 : ny : max(ny - 1, 1), 0 : nx : max(nx - 1, 1)]
+    ra, dec, _ = cube.meta.wcs(xx.ravel(), yy.ravel(), np.full(xx.size, plane), with_bounding_box=False)
+    wcs = image.wcs if hasattr(image.wcs, "world_to_pixel_values") else None
+    px, py = wcs.world_to_pixel_values(ra, dec)
+    iy, ix = image.data.shape
+    x0 = max(int(np.floor(np.min(px))) - CUTOUT_MARGIN, 0)
+    x1 = min(int(np.ceil(np.max(px))) + CUTOUT_MARGIN + 1, ix)
+    y0 = max(int(np.floor(np.min(py))) - CUTOUT_MARGIN, 0)
+    y1 = min(int(np.ceil(np.max(py))) + CUTOUT_MARGIN + 1, iy)
+    if x1 - x0 < 5 or y1 - y0 < 5:
+        return None
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _reproject(image2d, wcs_in, wcs_out, shape):
+    from reproject import reproject_interp
+
+    out, _ = reproject_interp((image2d, wcs_in), wcs_out, shape_out=shape, order="bilinear")
+    return out
+
+
+def _fwhm(image):
+    try:
+        return float(point_source_fwhm(image)[0])
+    except Exception:  # noqa: BLE001 - no compact source: no resolution matching
+        return np.nan
+
+
+def _sky_correction(wcs, shape, off):
+    """Correction (arcsec) and its errors of a frame whose rendering on a grid shows a feature of
+    grid pixel p at p + (dx, dy): its coordinates must move from sky(p + d) to sky(p), evaluated
+    at the grid's centre through ``wcs`` (2-D, APE 14 low level)."""
+    cy, cx = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
+    ra, dec = wcs.pixel_to_world_values(
+        np.array([cx, cx + off.dx, cx + 1.0, cx]), np.array([cy, cy + off.dy, cy, cy + 1.0])
+    )
+    sky = SkyCoord(ra * u.deg, dec * u.deg)
+    dra, ddec = sky[1].spherical_offsets_to(sky[0])
+    jx, jy = sky[0].spherical_offsets_to(sky[2]), sky[0].spherical_offsets_to(sky[3])
+    jac = np.array(
+        [
+            [jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
+            [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)],
+        ]
+    )
+    ra_err = float(np.hypot(jac[0, 0] * off.dx_err, jac[0, 1] * off.dy_err))
+    dec_err = float(np.hypot(jac[1, 0] * off.dx_err, jac[1, 1] * off.dy_err))
+    return float(dra.to_value(u.arcsec)), float(ddec.to_value(u.arcsec)), ra_err, dec_err
+
+
+def _matched(reference, reference_err, images, fwhm_reference, fwhm_images):
+    """Match resolution (the sharper side convolved) and flux (images scaled to the reference).
+
+    ``images``: list of (image, err) on the reference's grid. Returns the matched reference pair
+    and list of image pairs. Errors of a convolved image are scaled by the noise reduction of
+    the normalised Gaussian kernel (its root sum of squares).
+    """
+
+    def smooth(img, err, sigma):
+        if sigma <= 0:
+            return img, err
+        return convolve_gaussian(img, sigma), err * min(1.0, 1.0 / (2.0 * np.sqrt(np.pi) * sigma))
+
+    ref, ref_err = smooth(reference, reference_err, matching_sigma(fwhm_reference, fwhm_images))
+    out = []
+    for img, err in images:
+        img, err = smooth(img, err, matching_sigma(fwhm_images, fwhm_reference))
+        a, b = flux_scale(ref, img)
+        out.append((a * img + b, a * err))
+    return (ref, ref_err), out
+
+
+def _register(reference, images, *, method, upsample_factor, what):
+    try:
+        return measure_placed(
+            [reference] * len(images),
+            images,
+            (0.0, 0.0),
+            method=method,
+            upsample_factor=upsample_factor,
+            native_grid=False,
+        ).offset
+    except RegistrationError as exc:
+        raise InputError(f"{what} could not be registered ({exc}); check that they show the same field.") from None
+
+
+def correction_from_image(
+    cube, image, *, method, upsample_factor=None, error_chunks=5, throughput=None
+):
+    """Measure a cube's frame against a reference image.
+
+    The cube's band image (and its wavelength chunks) is put on a cutout of the image's grid and
+    registered there; that is the correction. The image is also put on the cube's grid and the
+    registration repeated: each way interpolates one side and not the other, so the two differ
+    by what interpolation and an undersampled PSF do; that difference is added to the error in
+    quadrature (it is the larger term for NIRSpec-like cubes).
+
+    Parameters
+    ----------
+    cube : IFUCubeModel
+        The cube to tie (in the step, the combined cube of a group, on its reference's grid).
+    image : ReferenceImage
+        From :func:`load_reference_image`.
+    method : str
+        Registration method (the step's ``method``).
+    upsample_factor : int, optional
+        As for the relative measurement.
+    error_chunks : int
+        Wavelength chunks of the band measured for the empirical error.
+    throughput : tuple of ndarray, optional
+        ``(wavelength_um, throughput)`` from :func:`load_throughput`.
+
+    Returns
+    -------
+    AbsoluteCorrection
+
+    Raises
+    ------
+    InputError
+        If the image does not overlap the cube, or the filter does not overlap its wavelengths.
+    """
+    wavelengths = _plane_wavelengths(cube)
+    weights, band = _band_weights(wavelengths, image.filter, throughput, image.name)
+    used = np.flatnonzero(weights > 0)
+    plane = int(used[used.size // 2])
+    cut = _image_cutout(image, cube, plane)
+    what = f"The cube {cube.meta.filename} and reference_image {image.name}"
+    if cut is None or not np.isfinite(image.data[cut]).sum() > 25:
+        raise InputError(f"{what} do not overlap; give an image of the same field.")
+    ref, ref_err = image.data[cut], image.err[cut]
+    low = image.wcs.low_level_wcs if hasattr(image.wcs, "low_level_wcs") else image.wcs
+    cut_wcs = HighLevelWCSWrapper(SlicedLowLevelWCS(low, cut))
+    cube_wcs = _celestial_slice(cube, plane)
+    valid = _valid(cube)
+    bounds = [(0, wavelengths.size)]
+    if error_chunks > 1:
+        bounds += chunk_bounds(int(used[0]), int(used[-1]) + 1, error_chunks)
+    native = []
+    for z0, z1 in bounds:
+        w = np.zeros_like(weights)
+        w[z0:z1] = weights[z0:z1]
+        native.append(weighted_white_light(cube.data, cube.err, valid, w))
+
+    # 1. The cube on the image's grid.
+    on_image = [tuple(_reproject(a, cube_wcs, cut_wcs, ref.shape) for a in pair) for pair in native]
+    fwhm_cube, fwhm_image = _fwhm(on_image[0][0]), _fwhm(ref)
+    matched_ref, matched = _matched(ref, ref_err, on_image, fwhm_image, fwhm_cube)
+    off = _register(matched_ref, matched, method=method, upsample_factor=upsample_factor, what=what)
+    ra, dec, ra_err, dec_err = _sky_correction(cut_wcs.low_level_wcs, ref.shape, off)
+
+    # 2. The image on the cube's grid: the same correction, interpolated the other way.
+    shape = cube.data.shape[1:]
+    img_on_cube = tuple(_reproject(a, cut_wcs, cube_wcs, shape) for a in (ref, ref_err))
+    back_ref, back = _matched(*img_on_cube, native, _fwhm(img_on_cube[0]), _fwhm(native[0][0]))
+    off2 = _register(back_ref, back, method=method, upsample_factor=upsample_factor, what=what)
+    ra2, dec2, _, _ = _sky_correction(cube_wcs.low_level_wcs, shape, off2)
+    ra_err, dec_err = float(np.hypot(ra_err, ra - ra2)), float(np.hypot(dec_err, dec - dec2))
+
+    details = {
+        "dx_image_px": off.dx,
+        "dy_image_px": off.dy,
+        "dx_image_err_px": off.dx_err,
+        "dy_image_err_px": off.dy_err,
+        "ra_offset_on_cube_grid": ra2,
+        "dec_offset_on_cube_grid": dec2,
+        "fwhm_cube_px": fwhm_cube,
+        "fwhm_image_px": fwhm_image,
+        "band": band,
+        "planes": [int(used[0]), int(used[-1]) + 1],
+    }
+    log.info(
+        "Absolute correction of %s from reference_image %s (%s): RA %+.4f +/- %.4f\", Dec "
+        "%+.4f +/- %.4f\" (on the cube's grid: %+.4f\", %+.4f\")",
+        cube.meta.filename,
+        image.name,
+        band,
+        ra,
+        ra_err,
+        dec,
+        dec_err,
+        ra2,
+        dec2,
+    )
+    return AbsoluteCorrection(ra, dec, ra_err, dec_err, "image", image.name, details)
+
+
+def correction_from_catalog(cube, catalog, *, error_chunks=5, box=3):
+    """Measure a cube's frame against catalog positions of compact sources.
+
+    Parameters
+    ----------
+    cube : IFUCubeModel
+        The cube to tie.
+    catalog : astropy.table.Table
+        From :func:`load_reference_catalog`.
+    error_chunks : int
+        Wavelength chunks fitted for the empirical error of each source.
+    box : int
+        Half-size (pixels) of the fitted box.
+
+    Returns
+    -------
+    AbsoluteCorrection
+
+    Raises
+    ------
+    InputError
+        If no listed source can be fitted inside the cube.
+    """
+    nwave, ny, nx = cube.data.shape
+    valid = _valid(cube)
+    plane = nwave // 2
+    wcs2d = _celestial_slice(cube, plane).low_level_wcs
+    bounds = [(0, nwave)] + (chunk_bounds(0, nwave, error_chunks) if error_chunks > 1 else [])
+    images = []
+    for z0, z1 in bounds:
+        w = np.zeros(nwave)
+        w[z0:z1] = 1.0
+        images.append(weighted_white_light(cube.data, cube.err, valid, w))
+    xs, ys = wcs2d.world_to_pixel_values(np.asarray(catalog["ra"]), np.asarray(catalog["dec"]))
+    rows, residuals = [], []
+    for k, (x, y) in enumerate(zip(np.atleast_1d(xs), np.atleast_1d(ys), strict=True)):
+        if not (0 <= x <= nx - 1 and 0 <= y <= ny - 1):
+            continue
+        try:
+            fits_k = [fit_point_source(img, err, x, y, box=box) for img, err in images]
+        except ValueError as exc:
+            log.info("Catalog source %d at (%.1f, %.1f) px not used: %s", k, x, y, exc)
+            continue
+        full, chunks = fits_k[0], fits_k[1:]
+        ex, ey = full.x_err, full.y_err
+        # Model error: a Gaussian is not the PSF collapsed over wavelength on a sloped
+        # background; the spread of fits in smaller and larger boxes measures what that does.
+        variants = []
+        for b in (box - 1, box + 1):
+            try:
+                variants.append(fit_point_source(*images[0], x, y, box=b))
+            except ValueError:
+                pass
+        if variants:
+            ex = float(np.hypot(ex, max(abs(v.x - full.x) for v in variants)))
+            ey = float(np.hypot(ey, max(abs(v.y - full.y) for v in variants)))
+        if len(chunks) >= 2:
+            arr = np.array([(c.x, c.y) for c in chunks])
+            scatter = arr.std(axis=0, ddof=1) / np.sqrt(len(chunks))
+            ex, ey = max(ex, float(scatter[0])), max(ey, float(scatter[1]))
+        measured = wcs2d.pixel_to_world_values(
+            np.array([full.x, full.x + 1.0, full.x]), np.array([full.y, full.y, full.y + 1.0])
+        )
+        sky = SkyCoord(measured[0] * u.deg, measured[1] * u.deg)
+        truth = SkyCoord(catalog["ra"][k] * u.deg, catalog["dec"][k] * u.deg)
+        dra, ddec = sky[0].spherical_offsets_to(truth)
+        jx, jy = sky[0].spherical_offsets_to(sky[1]), sky[0].spherical_offsets_to(sky[2])
+        jac = np.array([[jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
+                        [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)]])
+        ra_err = float(np.hypot(np.hypot(jac[0, 0] * ex, jac[0, 1] * ey), catalog["ra_err"][k]))
+        dec_err = float(np.hypot(np.hypot(jac[1, 0] * ex, jac[1, 1] * ey), catalog["dec_err"][k]))
+        rows.append((dra.to_value(u.arcsec), ddec.to_value(u.arcsec), ra_err, dec_err))
+        residuals.append({"source": k, "x": full.x, "y": full.y})
+    if not rows:
+        raise InputError(
+            f"No source of reference_catalog {catalog.meta.get('name', '')} could be fitted in "
+            f"the cube {cube.meta.filename}: none lies inside it away from its edges, or none is "
+            "a compact source there; give a catalog of sources in the field."
+        )
+    arr = np.array(rows)
+    out = []
+    for axis in (0, 1):
+        w = 1.0 / np.maximum(arr[:, 2 + axis], 1e-6) ** 2
+        mean = float(np.sum(w * arr[:, axis]) / np.sum(w))
+        err = float(1.0 / np.sqrt(np.sum(w)))
+        if len(arr) >= 3:
+            red = float(np.sum(w * (arr[:, axis] - mean) ** 2) / (len(arr) - 1))
+            err *= max(1.0, np.sqrt(red))
+        out.append((mean, err))
+    for r, row in zip(residuals, rows, strict=True):
+        r["ra_residual"] = row[0] - out[0][0]
+        r["dec_residual"] = row[1] - out[1][0]
+    name = catalog.meta.get("name", "catalog")
+    log.info(
+        "Absolute correction of %s from %d source(s) of reference_catalog %s: RA %+.4f +/- "
+        "%.4f\", Dec %+.4f +/- %.4f\"",
+        cube.meta.filename,
+        len(rows),
+        name,
+        out[0][0],
+        out[0][1],
+        out[1][0],
+        out[1][1],
+    )
+    return AbsoluteCorrection(
+        out[0][0], out[1][0], out[0][1], out[1][1], "catalog", name, {"sources": residuals}
+    )
