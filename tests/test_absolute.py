@@ -62,7 +62,7 @@ def test_catalog_tie_recovers_pointing_error(tmp_path):
     cube = mispointed_cube(error)
     path = tmp_path / "gaia.ecsv"
     reference_catalog([SOURCE, (150.01, 2.01)], error_arcsec=0.002).write(path)
-    c = correction_from_catalog(cube, load_reference_catalog(path))
+    c = correction_from_catalog([cube], load_reference_catalog(path))
     assert abs(c.ra_offset - error[0]) < 0.010 and abs(c.dec_offset - error[1]) < 0.010, c
     assert len(c.details["sources"]) == 1  # the second source is outside the cube
     assert c.ra_offset_err >= 0.002  # the catalog's own error is included
@@ -123,4 +123,4 @@ def test_clear_errors(tmp_path):
         load_reference_catalog(tmp_path / "bad.ecsv")
     reference_catalog([(150.2, 2.2)]).write(tmp_path / "far.ecsv")
     with pytest.raises(InputError, match="No source of reference_catalog far.ecsv"):
-        correction_from_catalog(cube, load_reference_catalog(tmp_path / "far.ecsv"))
+        correction_from_catalog([cube], load_reference_catalog(tmp_path / "far.ecsv"))

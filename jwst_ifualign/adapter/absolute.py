@@ -488,17 +488,96 @@ def correction_from_image(
     return AbsoluteCorrection(ra, dec, ra_err, dec_err, "image", image.name, details)
 
 
-def correction_from_catalog(cube, catalog, *, error_chunks=5, box=3):
-    """Measure a cube's frame against catalog positions of compact sources.
+def _jacobian(wcs, x, y):
+    """Sky position (SkyCoord) of pixel (x, y) and the 2x2 arcsec-per-pixel Jacobian there."""
+    ra, dec = wcs.pixel_to_world_values(np.array([x, x + 1.0, x]), np.array([y, y, y + 1.0]))
+    sky = SkyCoord(ra * u.deg, dec * u.deg)
+    jx, jy = sky[0].spherical_offsets_to(sky[1]), sky[0].spherical_offsets_to(sky[2])
+    jac = np.array(
+        [
+            [jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
+            [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)],
+        ]
+    )
+    return sky[0], jac
+
+
+def _source_corrections(cube, catalog, box):
+    """Per catalog source inside ``cube``: the correction (arcsec) that moves the fitted position
+    onto the catalog's, its noise error (from the fit) and its model error (box-size spread).
+
+    Returns ``{source index: (dra, ddec, ra_err, dec_err, ra_model_err, dec_model_err)}``.
+    """
+    nwave, ny, nx = cube.data.shape
+    image, err = weighted_white_light(cube.data, cube.err, _valid(cube), np.ones(nwave))
+    wcs2d = _celestial_slice(cube, nwave // 2).low_level_wcs
+    xs, ys = wcs2d.world_to_pixel_values(np.asarray(catalog["ra"]), np.asarray(catalog["dec"]))
+    out = {}
+    for k, (x, y) in enumerate(zip(np.atleast_1d(xs), np.atleast_1d(ys), strict=True)):
+        if not (0 <= x <= nx - 1 and 0 <= y <= ny - 1):
+            continue
+        try:
+            fit = fit_point_source(image, err, x, y, box=box)
+        except ValueError as exc:
+            log.info("%s: catalog source %d not used: %s", cube.meta.filename, k, exc)
+            continue
+        # Model error: a Gaussian is not the PSF collapsed over wavelength on a sloped
+        # background; the spread of fits in smaller and larger boxes shows what that does. It is
+        # common to every cube of the scene, so it does not average down over them.
+        mx = my = 0.0
+        for b in (box - 1, box + 1):
+            try:
+                v = fit_point_source(image, err, x, y, box=b)
+            except ValueError:
+                continue
+            mx, my = max(mx, abs(v.x - fit.x)), max(my, abs(v.y - fit.y))
+        sky, jac = _jacobian(wcs2d, fit.x, fit.y)
+        truth = SkyCoord(catalog["ra"][k] * u.deg, catalog["dec"][k] * u.deg)
+        dra, ddec = sky.spherical_offsets_to(truth)
+        out[k] = (
+            float(dra.to_value(u.arcsec)),
+            float(ddec.to_value(u.arcsec)),
+            float(np.hypot(jac[0, 0] * fit.x_err, jac[0, 1] * fit.y_err)),
+            float(np.hypot(jac[1, 0] * fit.x_err, jac[1, 1] * fit.y_err)),
+            float(np.hypot(jac[0, 0] * mx, jac[0, 1] * my)),
+            float(np.hypot(jac[1, 0] * mx, jac[1, 1] * my)),
+        )
+    return out
+
+
+def _mean_with_scatter(values, errors):
+    """Error-weighted mean, and its error: the formal one, or the scatter of the values about
+    the mean when that is larger (reduced chi-square above one), for two or more values."""
+    values, errors = np.asarray(values, float), np.maximum(np.asarray(errors, float), 1e-6)
+    w = 1.0 / errors**2
+    mean = float(np.sum(w * values) / np.sum(w))
+    err = float(1.0 / np.sqrt(np.sum(w)))
+    if values.size >= 2:
+        red = float(np.sum(w * (values - mean) ** 2) / (values.size - 1))
+        err *= max(1.0, np.sqrt(red))
+    return mean, err
+
+
+def correction_from_catalog(cubes, catalog, *, relative=None, box=3):
+    """Measure the reference frame of aligned cubes against catalog positions of compact sources.
+
+    Every listed source inside a cube is fitted on that cube's own white-light image, on its
+    native pixels (no resampling smooths it), and its position moved onto the reference frame by
+    the cube's relative correction. Each source's correction is the error-weighted mean over the
+    cubes, its noise error the larger of the formal one and the cubes' scatter (every dither
+    samples the source at another pixel phase), to which the model error (the spread of fits
+    in other box sizes, common to all cubes) and the catalog's error are added in quadrature;
+    the sources are then averaged the same way.
 
     Parameters
     ----------
-    cube : IFUCubeModel
-        The cube to tie.
+    cubes : sequence of IFUCubeModel
+        The aligned members (or one cube).
     catalog : astropy.table.Table
         From :func:`load_reference_catalog`.
-    error_chunks : int
-        Wavelength chunks fitted for the empirical error of each source.
+    relative : sequence of (float, float), optional
+        Each cube's relative correction onto the reference frame, arcsec (the offsets table's
+        ``ra_offset, dec_offset``); zero by default.
     box : int
         Half-size (pixels) of the fitted box.
 
@@ -509,89 +588,45 @@ def correction_from_catalog(cube, catalog, *, error_chunks=5, box=3):
     Raises
     ------
     InputError
-        If no listed source can be fitted inside the cube.
+        If no listed source can be fitted inside any cube.
     """
-    nwave, ny, nx = cube.data.shape
-    valid = _valid(cube)
-    plane = nwave // 2
-    wcs2d = _celestial_slice(cube, plane).low_level_wcs
-    bounds = [(0, nwave)] + (chunk_bounds(0, nwave, error_chunks) if error_chunks > 1 else [])
-    images = []
-    for z0, z1 in bounds:
-        w = np.zeros(nwave)
-        w[z0:z1] = 1.0
-        images.append(weighted_white_light(cube.data, cube.err, valid, w))
-    xs, ys = wcs2d.world_to_pixel_values(np.asarray(catalog["ra"]), np.asarray(catalog["dec"]))
-    rows, residuals = [], []
-    for k, (x, y) in enumerate(zip(np.atleast_1d(xs), np.atleast_1d(ys), strict=True)):
-        if not (0 <= x <= nx - 1 and 0 <= y <= ny - 1):
-            continue
-        try:
-            fits_k = [fit_point_source(img, err, x, y, box=box) for img, err in images]
-        except ValueError as exc:
-            log.info("Catalog source %d at (%.1f, %.1f) px not used: %s", k, x, y, exc)
-            continue
-        full, chunks = fits_k[0], fits_k[1:]
-        ex, ey = full.x_err, full.y_err
-        # Model error: a Gaussian is not the PSF collapsed over wavelength on a sloped
-        # background; the spread of fits in smaller and larger boxes measures what that does.
-        variants = []
-        for b in (box - 1, box + 1):
-            try:
-                variants.append(fit_point_source(*images[0], x, y, box=b))
-            except ValueError:
-                pass
-        if variants:
-            ex = float(np.hypot(ex, max(abs(v.x - full.x) for v in variants)))
-            ey = float(np.hypot(ey, max(abs(v.y - full.y) for v in variants)))
-        if len(chunks) >= 2:
-            arr = np.array([(c.x, c.y) for c in chunks])
-            scatter = arr.std(axis=0, ddof=1) / np.sqrt(len(chunks))
-            ex, ey = max(ex, float(scatter[0])), max(ey, float(scatter[1]))
-        measured = wcs2d.pixel_to_world_values(
-            np.array([full.x, full.x + 1.0, full.x]), np.array([full.y, full.y, full.y + 1.0])
-        )
-        sky = SkyCoord(measured[0] * u.deg, measured[1] * u.deg)
-        truth = SkyCoord(catalog["ra"][k] * u.deg, catalog["dec"][k] * u.deg)
-        dra, ddec = sky[0].spherical_offsets_to(truth)
-        jx, jy = sky[0].spherical_offsets_to(sky[1]), sky[0].spherical_offsets_to(sky[2])
-        jac = np.array([[jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
-                        [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)]])
-        ra_err = float(np.hypot(np.hypot(jac[0, 0] * ex, jac[0, 1] * ey), catalog["ra_err"][k]))
-        dec_err = float(np.hypot(np.hypot(jac[1, 0] * ex, jac[1, 1] * ey), catalog["dec_err"][k]))
-        rows.append((dra.to_value(u.arcsec), ddec.to_value(u.arcsec), ra_err, dec_err))
-        residuals.append({"source": k, "x": full.x, "y": full.y})
-    if not rows:
-        raise InputError(
-            f"No source of reference_catalog {catalog.meta.get('name', '')} could be fitted in "
-            f"the cube {cube.meta.filename}: none lies inside it away from its edges, or none is "
-            "a compact source there; give a catalog of sources in the field."
-        )
-    arr = np.array(rows)
-    out = []
-    for axis in (0, 1):
-        w = 1.0 / np.maximum(arr[:, 2 + axis], 1e-6) ** 2
-        mean = float(np.sum(w * arr[:, axis]) / np.sum(w))
-        err = float(1.0 / np.sqrt(np.sum(w)))
-        if len(arr) >= 3:
-            red = float(np.sum(w * (arr[:, axis] - mean) ** 2) / (len(arr) - 1))
-            err *= max(1.0, np.sqrt(red))
-        out.append((mean, err))
-    for r, row in zip(residuals, rows, strict=True):
-        r["ra_residual"] = row[0] - out[0][0]
-        r["dec_residual"] = row[1] - out[1][0]
+    cubes = list(cubes)
+    relative = [(0.0, 0.0)] * len(cubes) if relative is None else list(relative)
+    per_source = {}
+    for cube, (rra, rdec) in zip(cubes, relative, strict=True):
+        for k, (dra, ddec, *errs) in _source_corrections(cube, catalog, box).items():
+            # The member's position on the reference frame is its own moved by its correction.
+            per_source.setdefault(k, []).append((dra - rra, ddec - rdec, *errs))
     name = catalog.meta.get("name", "catalog")
+    if not per_source:
+        raise InputError(
+            f"No source of reference_catalog {name} could be fitted in "
+            f"{', '.join(c.meta.filename for c in cubes)}: none lies inside the cubes away from "
+            "their edges, or none is a compact source there; give a catalog of sources in the "
+            "field."
+        )
+    sources, rows = [], []
+    for k, fits_k in sorted(per_source.items()):
+        arr = np.array(fits_k)
+        ra, ra_err = _mean_with_scatter(arr[:, 0], arr[:, 2])
+        dec, dec_err = _mean_with_scatter(arr[:, 1], arr[:, 3])
+        # Noise and pixel phase average over the cubes; the model error and the catalog's
+        # own error do not.
+        ra_err = float(np.sqrt(ra_err**2 + arr[:, 4].mean() ** 2 + catalog["ra_err"][k] ** 2))
+        dec_err = float(np.sqrt(dec_err**2 + arr[:, 5].mean() ** 2 + catalog["dec_err"][k] ** 2))
+        rows.append((ra, dec, ra_err, dec_err))
+        sources.append({"source": int(k), "cubes": len(fits_k), "ra_offset": ra, "dec_offset": dec})
+    arr = np.array(rows)
+    (ra, ra_err), (dec, dec_err) = (_mean_with_scatter(arr[:, a], arr[:, a + 2]) for a in (0, 1))
     log.info(
-        "Absolute correction of %s from %d source(s) of reference_catalog %s: RA %+.4f +/- "
-        "%.4f\", Dec %+.4f +/- %.4f\"",
-        cube.meta.filename,
+        "Absolute correction from %d source(s) of reference_catalog %s in %d cube(s): RA %+.4f "
+        "+/- %.4f\", Dec %+.4f +/- %.4f\"",
         len(rows),
         name,
-        out[0][0],
-        out[0][1],
-        out[1][0],
-        out[1][1],
+        len(cubes),
+        ra,
+        ra_err,
+        dec,
+        dec_err,
     )
-    return AbsoluteCorrection(
-        out[0][0], out[1][0], out[0][1], out[1][1], "catalog", name, {"sources": residuals}
-    )
+    return AbsoluteCorrection(ra, dec, ra_err, dec_err, "catalog", name, {"sources": sources})
