@@ -76,6 +76,11 @@ def test_call_on_association_saves_named_outputs(miri_asn, miri_sim, tmp_path):
     required = {"member", "dx", "dy", "dx_err", "dy_err", "ra_offset", "dec_offset"}
     assert required <= set(table.colnames)
     assert list(table["member"]) == [m.model.meta.filename for m in miri_sim.members]
+    # Every flag survives the ECSV round trip (an empty string would come back masked).
+    assert list(table["flag"]) == ["reference", "ok", "ok", "ok"]
+    assert not getattr(table["flag"], "mask", np.zeros(1, bool)).any()
+    good = table[table["flag"] == "ok"]
+    assert len(good) == 3 and all(good["applied"])
 
 
 def test_user_output_file_wins(miri_asn, tmp_path):

@@ -154,7 +154,7 @@ def _plot_members(ax, table, ref, shown, member_colors):
         ax.axvline(shown, color="0.6", ls=":", lw=1)
     ax.set_xticks(index)
     ax.set_xticklabels(
-        [f"{i}\n{'ref' if i == ref else str(table['flag'][i]) or ''}" for i in index], fontsize=8
+        [f"{i}\n{'ref' if i == ref else str(table['flag'][i])}" for i in index], fontsize=8
     )
     ax.set_xlabel("member (association order); open markers: offset not applied")
     ax.set_ylabel("offset (reference pixels)")

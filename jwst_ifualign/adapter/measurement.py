@@ -32,6 +32,7 @@ from .results import (
     FLAG_MAX_SHIFT,
     FLAG_NO_DATA,
     FLAG_NOT_MEASURED,
+    FLAG_OK,
     FLAG_REFERENCE,
     MemberResult,
     PairFit,
@@ -126,7 +127,7 @@ def _direct(ref_images, placed, residual, placement, name, options):
             "Member %s: offset not measured (%s); it is combined with its WCS alone.", name, exc
         )
         return None, FLAG_NOT_MEASURED
-    return measurement, ""
+    return measurement, FLAG_OK
 
 
 def _rejected_by_max_shift(name, off, max_shift):
@@ -193,7 +194,7 @@ def measure_members(members, ref_index, placements, options, planes, chunks, wav
             results.append(MemberResult(name, m.offset, zero, FLAG_MAX_SHIFT, measurement=m))
         else:
             measurements[(ref_index, i)] = m
-            results.append(MemberResult(name, m.offset, m.offset, "", measurement=m))
+            results.append(MemberResult(name, m.offset, m.offset, FLAG_OK, measurement=m))
 
     fit = None
     good = [i for i, r in enumerate(results) if r.accepted]
