@@ -23,6 +23,7 @@ import numpy as np
 from ..algorithms.quality import point_source_fwhm, white_light
 from ..algorithms.resample import bilinear_footprint, resample_image
 from .outputs import write_atomic
+from .results import DO_NOT_USE
 from .wcs_mapping import reference_to_member_pixels
 
 __all__ = ["plot_alignment", "alignment_images", "MISSING_MATPLOTLIB"]
@@ -370,14 +371,14 @@ def alignment_images(models, table, combined):
         raise ValueError(f"{len(models)} models but {len(table)} table rows; give one per row.")
     ref_index = _reference_index(table)
     ref = models[ref_index]
-    reference_image = white_light(ref.data, dq=ref.dq)
+    reference_image = white_light(ref.data, dq=ref.dq, do_not_use=DO_NOT_USE)
     reprojected, aligned = [], []
     for i, model in enumerate(models):
         if i == ref_index:
             reprojected.append(reference_image)
             aligned.append(reference_image)
             continue
-        image = white_light(model.data, dq=model.dq)
+        image = white_light(model.data, dq=model.dq, do_not_use=DO_NOT_USE)
         shifts = [(0.0, 0.0)]
         if bool(table["applied"][i]):
             shifts.append((float(table["dx"][i]), float(table["dy"][i])))
@@ -394,6 +395,6 @@ def alignment_images(models, table, combined):
         "reference_image": reference_image,
         "reprojected_images": reprojected,
         "aligned_images": aligned,
-        "combined_image": white_light(combined.data, dq=combined.dq),
+        "combined_image": white_light(combined.data, dq=combined.dq, do_not_use=DO_NOT_USE),
         "combined_origin": (-float(x0), -float(y0)),
     }
