@@ -104,6 +104,8 @@ def test_strun_help_is_the_spec(tmp_path):
     for parameter in PARAMETERS:
         text = entries[parameter.name]
         default = re.search(r"default=([^\]]*)\]$", text).group(1)
-        expected = f'"{parameter.default}"' if isinstance(parameter.default, str) else parameter.default
+        expected = parameter.default
+        if isinstance(expected, str):
+            expected = f'"{expected}"'
         assert default == str(expected), parameter.name
         assert text.startswith(" ".join(parameter.help.split())[:60]), parameter.name

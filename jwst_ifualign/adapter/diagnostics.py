@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from reproject import reproject_interp
 
 from ..algorithms.quality import point_source_fwhm, white_light
-from ..algorithms.resample import bilinear_footprint, resample_image
 from .outputs import write_atomic
 from .results import DO_NOT_USE
-from .wcs_mapping import reference_to_member_pixels
+from .wcs_mapping import celestial_wcs
 
 __all__ = ["plot_alignment", "alignment_images", "MISSING_MATPLOTLIB"]
 
@@ -364,8 +364,8 @@ def alignment_images(models, table, combined):
     dict
         ``reference_image``, ``reprojected_images``, ``aligned_images``, ``combined_image`` and
         ``combined_origin``: keyword arguments of :func:`plot_alignment`. Images are white-light
-        means over all planes (NaN where no plane is valid); members are resampled bilinearly on
-        the reference grid.
+        means over all planes (NaN where no plane is valid); members are put on the reference grid
+        by ``reproject.reproject_interp`` (bilinear), through both cubes' celestial WCS.
     """
     if len(models) != len(table):
         raise ValueError(f"{len(models)} models but {len(table)} table rows; give one per row.")
@@ -382,10 +382,17 @@ def alignment_images(models, table, combined):
         shifts = [(0.0, 0.0)]
         if bool(table["applied"][i]):
             shifts.append((float(table["dx"][i]), float(table["dy"][i])))
-        placed = []
-        for shift in shifts:
-            xm, ym = reference_to_member_pixels(ref, model, shift=shift)
-            placed.append(resample_image(image, bilinear_footprint(xm, ym, image.shape)))
+        member_wcs = celestial_wcs(model)
+        placed = [
+            reproject_interp(
+                (image, member_wcs),
+                celestial_wcs(ref, shift=shift),
+                shape_out=ref.data.shape[1:],
+                order="bilinear",
+                return_footprint=False,
+            )
+            for shift in shifts
+        ]
         reprojected.append(placed[0])
         aligned.append(placed[-1])
     # Reference pixel of the combined image's pixel (0, 0), from the two WCSs.
