@@ -120,7 +120,8 @@ class OfflineExtract1dStep(Extract1dStep):
     there is no context to record: this records the software version, the logs and the
     reference file names, and leaves the context unset. Otherwise it is jwst's finalize_result
     unchanged. The canary test
-    ``tests/test_pipeline.py::test_canary_stock_extract_1d_asks_crds_even_with_overrides`` fails as soon as jwst stops asking, and then this class can go.
+    ``tests/test_pipeline.py::test_canary_stock_extract_1d_asks_crds_even_with_overrides`` fails
+    as soon as jwst stops asking, and then this class can go.
     """
 
     def finalize_result(self, result, reference_files_used):
