@@ -384,3 +384,39 @@ def test_rotated_members_placed_by_reproject_are_measured():
     fwhm_ref = point_source_fwhm(white_light(ref.data))[0]
     fwhm_out = point_source_fwhm(white_light(result.data))[0]
     assert fwhm_out < 1.1 * fwhm_ref
+
+
+def test_find_optimal_celestial_wcs_is_not_a_whole_pixel_extension():
+    """Why output_grid="union" is not reproject's find_optimal_celestial_wcs: for a rotated
+    reference it returns a North-up grid, and for a North-up one a grid whose pixels are offset
+    from the reference's by a fraction of a pixel (so the reference itself would be
+    interpolated, and the compiled translation path lost). The union grid here is the
+    reference's, extended by whole pixels."""
+    from astropy.coordinates import SkyCoord
+    from reproject.mosaicking import find_optimal_celestial_wcs
+
+    from jwst_ifualign.adapter.wcs_mapping import celestial_wcs
+
+    def optimal(ref_wcs, inputs):
+        return find_optimal_celestial_wcs(
+            inputs,
+            frame="icrs",
+            projection="TAN",
+            resolution=abs(ref_wcs.proj_plane_pixel_scales()[1]),
+            reference=SkyCoord(*ref_wcs.wcs.crval, unit="deg"),
+            negative_lon_cdelt=True,
+        )
+
+    rotated = small_association(shape=(10, 31, 33), pa_deg=30.0, n_members=2)
+    ref_wcs = celestial_wcs(rotated.members[0].model)
+    grid, _ = optimal(ref_wcs, [((31, 33), ref_wcs)])
+    assert not np.allclose(grid.pixel_scale_matrix, ref_wcs.pixel_scale_matrix, atol=1e-9)
+    assert np.allclose(grid.wcs.pc, np.eye(2)) and grid.wcs.cdelt[0] < 0  # North up
+
+    sim = small_association(shape=(10, 31, 33), n_members=2, errors_arcsec=((0, 0), (0.0, 0.0)))
+    ref, member = (m.model for m in sim.members)
+    ref_wcs = celestial_wcs(ref)
+    shifted = celestial_wcs(member, shift=(-0.65, 0.0))  # a member aligned 0.65 px away
+    grid, _ = optimal(ref_wcs, [((31, 33), ref_wcs), ((31, 33), shifted)])
+    offset = ref_wcs.wcs.crpix - grid.wcs.crpix
+    assert abs(offset[0] - np.round(offset[0])) > 0.1  # not whole pixels
