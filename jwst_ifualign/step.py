@@ -39,9 +39,12 @@ __all__ = ["IFUAlignStep"]
 
 log = logging.getLogger(__name__)
 
-#: Suffixes (after the cube's own) of the side files written beside the combined cube.
-SIDE_FILES = {"table": ("offsets", "ecsv"), "offset_file": ("offsets", "asdf"),
-              "diagnostics": ("diagnostics", "png")}
+#: (suffix after the cube's own, extension) of each side file written beside the combined cube.
+SIDE_FILES = {
+    "table": ("offsets", "ecsv"),
+    "offset_file": ("offsets", "asdf"),
+    "diagnostics": ("diagnostics", "png"),
+}
 
 
 class IFUAlignStep(Step):
@@ -60,6 +63,7 @@ class IFUAlignStep(Step):
 
     class_alias = "ifu_align"
 
+    #: Generated from :data:`jwst_ifualign.adapter.parameters.PARAMETERS` (one definition).
     spec = spec_string()
 
     reference_file_types: list = []
