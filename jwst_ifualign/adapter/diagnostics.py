@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from reproject import reproject_interp
 
 from ..algorithms.quality import point_source_fwhm, white_light
 from .outputs import write_atomic
@@ -367,6 +366,8 @@ def alignment_images(models, table, combined):
         means over all planes (NaN where no plane is valid); members are put on the reference grid
         by ``reproject.reproject_interp`` (bilinear), through both cubes' celestial WCS.
     """
+    from reproject import reproject_interp  # imported when needed (0.35 s)
+
     if len(models) != len(table):
         raise ValueError(f"{len(models)} models but {len(table)} table rows; give one per row.")
     ref_index = _reference_index(table)
