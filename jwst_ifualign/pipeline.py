@@ -4,8 +4,9 @@
 
 1. ``ifu_align`` (:class:`~jwst_ifualign.step.IFUAlignStep`) on the association: the combined
    cube ``<product>_ifualign.fits`` and its offsets files;
-2. ``extract_1d`` (jwst's :class:`~jwst.extract_1d.Extract1dStep`) on the combined cube:
-   ``<product>_x1d.fits``.
+2. ``extract_1d`` (jwst's :class:`~jwst.extract_1d.Extract1dStep`, as
+   :class:`OfflineExtract1dStep`, which records no CRDS context when every reference file was
+   a user override) on the combined cube: ``<product>_x1d.fits``.
 
 ``<product>`` is the association's ``products[0].name`` unless the user gives ``output_file``;
 ``output_dir`` applies to both. Each step saves its product as soon as it is done, so the
@@ -43,6 +44,7 @@ from .step import IFUAlignStep
 
 __all__ = [
     "IFUAlignPipeline",
+    "OfflineExtract1dStep",
     "product_name",
     "pipeline_parameter_tree",
     "write_pipeline_parameter_file",
@@ -107,31 +109,34 @@ def product_name(step_input):
     return remove_suffix(Path(name).stem)[0] if name else None
 
 
-def _finalize_without_crds_for_overrides(step):
-    """Wrap ``step.finalize_result`` so that it asks CRDS for its context only if it used CRDS.
+class OfflineExtract1dStep(Extract1dStep):
+    """jwst's extract_1d, except that it asks CRDS for no context when it consulted none.
 
-    ``JwstStep.finalize_result`` records the CRDS context whenever a step used any reference
-    file, even when every one was a user override; without a CRDS server that lookup exits the
-    process (``SystemExit``) after the work is done. When every reference file the step used was
-    overridden, CRDS was never consulted and there is no context to record: the wrapper records
-    the software version, the logs and the reference file names, and leaves the context unset.
-    Otherwise it calls the step's own ``finalize_result`` unchanged.
+    The one place where this package works around jwst (class attribute of the pipeline's
+    ``step_defs``, no patching of jwst itself). ``JwstStep.finalize_result`` (jwst 3.0) records
+    the CRDS context whenever a step used any reference file, even when every one was a user
+    override; without a CRDS server that lookup exits the process (``SystemExit``) after the
+    work is done. When every reference file used was overridden, CRDS was never consulted and
+    there is no context to record: this records the software version, the logs and the
+    reference file names, and leaves the context unset. Otherwise it is jwst's finalize_result
+    unchanged. The canary test
+    ``tests/test_pipeline.py::test_canary_stock_extract_1d_asks_crds_even_with_overrides`` fails
+    as soon as jwst stops asking, and then this class can go.
     """
-    stock = step.finalize_result
 
-    def finalize_result(result, reference_files_used):
-        if reference_files_used and all(
-            step.get_ref_override(reftype) is not None for reftype, _ in reference_files_used
-        ):
-            stock(result, [])
-            if isinstance(result, JwstDataModel):
-                for reftype, filename in reference_files_used:
-                    if hasattr(result.meta.ref_file, reftype):
-                        getattr(result.meta.ref_file, reftype).name = filename
+    def finalize_result(self, result, reference_files_used):
+        """As jwst's, without the CRDS context lookup when every reference file was overridden."""
+        all_overridden = bool(reference_files_used) and all(
+            self.get_ref_override(reftype) is not None for reftype, _ in reference_files_used
+        )
+        if not all_overridden:
+            super().finalize_result(result, reference_files_used)
             return
-        stock(result, reference_files_used)
-
-    return finalize_result
+        super().finalize_result(result, [])
+        if isinstance(result, JwstDataModel):
+            for reftype, filename in reference_files_used:
+                if hasattr(result.meta.ref_file, reftype):
+                    getattr(result.meta.ref_file, reftype).name = filename
 
 
 def _carry_provenance(spectrum, cube):
@@ -169,14 +174,8 @@ class IFUAlignPipeline(Pipeline):
 
     step_defs = {
         "ifu_align": IFUAlignStep,
-        "extract_1d": Extract1dStep,
+        "extract_1d": OfflineExtract1dStep,
     }
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # As calwebb_spec3 wraps its steps' save_model, wrap extract_1d's finalize_result so that
-        # a run with override reference files does not ask CRDS for a context it never used.
-        self.extract_1d.finalize_result = _finalize_without_crds_for_overrides(self.extract_1d)
 
     @classmethod
     def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
@@ -247,19 +246,6 @@ class IFUAlignPipeline(Pipeline):
         """Do nothing: the products are saved in ``process`` as each is made (class docstring)."""
         return None
 
-    @contextlib.contextmanager
-    def _products_named(self, name):
-        """Name the steps' products after ``name`` for the duration of a run (a user's or a
-        parent pipeline's ``output_file`` wins), without keeping it for the next run."""
-        if name is None or self.search_attr("output_file") is not None:
-            yield
-            return
-        self.output_file = name
-        try:
-            yield
-        finally:
-            self.output_file = None
-
     def process(self, input_data):
         """Run ifu_align on the association and extract_1d on the combined cube.
 
@@ -283,13 +269,14 @@ class IFUAlignPipeline(Pipeline):
         if self.extract_1d.suffix is None:
             self.extract_1d.suffix = "x1d"
 
-        with self._products_named(product_name(input_data)):
-            combined = self.ifu_align.run(input_data)
-            result = self.extract_1d.run(combined)
-            if result is not combined and isinstance(result, JwstDataModel):
-                _carry_provenance(result, combined)
-                if self.save_results:
-                    self.extract_1d.save_model(result, force=True)
+        combined = self.ifu_align.run(input_data)  # names its products after the association's
+        result = self.extract_1d.run(combined)
+        if result is not combined and isinstance(result, JwstDataModel):
+            _carry_provenance(result, combined)
+            if self.save_results:
+                # Named as the cube: a user's or parent's output_file wins (found by stpipe).
+                base = None if self.search_attr("output_file") else product_name(input_data)
+                self.extract_1d.save_model(result, output_file=base, force=True)
         log.info("... ending calwebb_ifualign")
         return result
 
@@ -312,7 +299,7 @@ def pipeline_parameter_tree():
                 "parameters": step_defaults(),
             },
             {
-                "class": _class_path(Extract1dStep),
+                "class": _class_path(OfflineExtract1dStep),
                 "name": "extract_1d",
                 "parameters": {"skip": True},
             },

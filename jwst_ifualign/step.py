@@ -1,23 +1,30 @@
-"""The ``ifu_align`` pipeline step: align and combine an association of s3d cubes."""
+"""The ``ifu_align`` pipeline step: align and combine an association of s3d cubes.
+
+The Step is thin, as jwst's steps are: it builds the options from its parameters
+(:class:`~jwst_ifualign.adapter.parameters.AlignOptions`, which checks them), calls the adapter
+once, records the status, and writes the side files (offsets table, cube_build offset file,
+diagnostic plot) from ``process`` through stpipe's ``make_output_path`` when saving is on.
+Nothing is kept on the Step between ``process`` and ``save_model``: the combined cube carries its
+own base name (``meta.filename``, the association's product) and the names of its inputs
+(``meta.ifu_align.members``), which is all ``save_model`` needs.
+
+Expected failures (bad input, bad parameter) raise :class:`~jwst_ifualign.InputError` or
+:class:`~jwst_ifualign.ParameterError` before any output is written, as jwst's steps raise
+rather than return a FAILED product; ``meta.cal_step.ifu_align`` is COMPLETE for an aligned
+product and SKIPPED for a single-member pass-through.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
-from jwst.stpipe import Step
+from jwst.stpipe import Step, record_step_status
 from jwst.stpipe.core import JwstStep
 
-from .adapter.align import (
-    FLAG_REFERENCE,
-    AlignOptions,
-    AlignResult,
-    MemberResult,
-    align_members,
-)
+from .adapter.align import align_members, pass_through
 from .adapter.diagnostics import alignment_images, plot_alignment
-from .adapter.inputs import load_members, plane_wavelengths
+from .adapter.inputs import load_members
 from .adapter.outputs import (
     build_output_model,
     check_not_input,
@@ -26,11 +33,18 @@ from .adapter.outputs import (
     write_offset_file,
     write_table,
 )
-from .algorithms.offset import Offset
+from .adapter.parameters import AlignOptions, spec_string
 
 __all__ = ["IFUAlignStep"]
 
 log = logging.getLogger(__name__)
+
+#: (suffix after the cube's own, extension) of each side file written beside the combined cube.
+SIDE_FILES = {
+    "table": ("offsets", "ecsv"),
+    "offset_file": ("offsets", "asdf"),
+    "diagnostics": ("diagnostics", "png"),
+}
 
 
 class IFUAlignStep(Step):
@@ -49,24 +63,8 @@ class IFUAlignStep(Step):
 
     class_alias = "ifu_align"
 
-    spec = """
-    method = option("chi2", "dft", "cross_correlation", "centroid", default="chi2")  # Offset measurement: chi2 (image_registration chi2_shift, with ERR), dft (register_images, upsampled DFT), cross_correlation (cross_correlation_shifts), centroid (flux-weighted centroid, for one compact source)
-    upsample_factor = integer(min=1, max=1000, default=None)  # Upsampling of the correlation peak for chi2 and dft (precision 1/upsample_factor px); default: chi2 adapts it to its error contour, dft uses 100
-    wavelength_range = float_list(min=2, max=2, default=None)  # [min, max] wavelengths in microns to collapse for measuring; default all
-    slice = integer(min=0, default=None)  # Measure on this one wavelength plane (0-based) instead of a collapsed image
-    error_chunks = integer(min=1, max=100, default=5)  # Independent wavelength chunks measured for the empirical error and the chunk offsets
-    combine = option("weighted_mean", "mean", "median", default="weighted_mean")  # Combination of aligned members: inverse-variance weighted mean (from ERR), mean or median
-    reference = integer(default=0)  # Index of the reference member in the association (negative counts from the end)
-    max_shift = float(min=0, default=3.0)  # Largest accepted offset in pixels; a member beyond it is combined with its WCS alone and flagged
-    min_snr = float(min=0, default=5.0)  # Smallest peak S/N of a member's collapsed image for its offset to be measured; below it the member is combined with its WCS alone and flagged
-    solution = option("pairs", "reference", default="pairs")  # pairs: every pair of members measured and all offsets solved by weighted least squares; reference: each member against the reference only
-    kernel = option("bicubic", "bilinear", default="bicubic")  # Resampling kernel: bicubic (Keys; keeps the PSF sharp, bilinear at footprint edges) or bilinear
-    output_grid = option("reference", "union", default="reference")  # reference: the reference member's grid; union: the reference's projection and scale extended to cover every member's footprint
-    chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)
-    parallel = boolean(default=False)  # Process wavelength chunks in parallel with dask (threads, or the active dask.distributed client)
-    save_diagnostics = boolean(default=False)  # Also write <product>_ifualign_diagnostics.png: white-light images before/after alignment and the offsets (needs matplotlib: pip install jwst_ifualign[plot])
-    suffix = string(default="ifualign")  # Suffix of the combined cube file
-    """  # noqa: E501
+    #: Generated from :data:`jwst_ifualign.adapter.parameters.PARAMETERS` (one definition).
+    spec = spec_string()
 
     reference_file_types: list = []
 
@@ -90,26 +88,6 @@ class IFUAlignStep(Step):
         """Loggers that strun and Step.call configure: jwst's plus this package's."""
         return (*JwstStep.get_stpipe_loggers(), "jwst_ifualign")
 
-    def _options(self):
-        return AlignOptions(
-            method=self.method,
-            upsample_factor=None if self.upsample_factor is None else int(self.upsample_factor),
-            wavelength_range=None
-            if self.wavelength_range is None
-            else tuple(float(v) for v in self.wavelength_range),
-            slice=None if self.slice is None else int(self.slice),
-            error_chunks=int(self.error_chunks),
-            combine=self.combine,
-            reference=int(self.reference),
-            max_shift=float(self.max_shift),
-            min_snr=float(self.min_snr),
-            solution=self.solution,
-            kernel=self.kernel,
-            output_grid=self.output_grid,
-            chunk_size=int(self.chunk_size),
-            parallel=bool(self.parallel),
-        )
-
     def process(self, step_input):
         """Align and combine the members of ``step_input``.
 
@@ -122,98 +100,92 @@ class IFUAlignStep(Step):
         -------
         IFUCubeModel
             The combined cube on the output grid; ``meta.cal_step.ifu_align`` is COMPLETE, or
-            SKIPPED for a single-member input (returned as a copy).
+            SKIPPED for a single-member input (returned as a copy). ``meta.filename`` is the
+            product's base name (``<product>.fits``) until the cube is saved.
+
+        Raises
+        ------
+        InputError, ParameterError
+            Before any output is written.
         """
-        options = self._options()
-        self._diagnostic_images = None
+        options = AlignOptions.from_step(self)
+        saving = bool(self.save_results)
         members = load_members(step_input, reference=options.reference)
         try:
-            self._product_name = members.product_name
-            self._input_names = list(members.names)
-            if len(members.models) == 1:
-                result_model, table = self._single_member(members, options)
-            else:
-                result = align_members(members, options)
-                ref = members.models[options.reference % len(members.models)]
-                result_model = build_output_model(ref, result, options=options, names=members.names)
-                table = offsets_table(result, options=options, names=members.names)
-                self._diagnostic_images = (
-                    alignment_images(members.models, table, result_model)
-                    if self.save_diagnostics
-                    else None
-                )
+            single = len(members.models) == 1
+            result = pass_through(members) if single else align_members(members, options)
+            reference = members.models[result.reference_index]
+            model = build_output_model(reference, result, options=options, names=members.names)
+            table = offsets_table(result, options=options, names=members.names)
+            images = (
+                alignment_images(members.models, table, model)
+                if saving and self.save_diagnostics and not single
+                else None
+            )
         finally:
             members.close()
-        self._offsets_table = table
-        return result_model
+        record_step_status(model, self.class_alias, status="SKIPPED" if single else "COMPLETE")
+        model.meta.filename = f"{members.product_name}{self.output_ext}"
+        if saving:
+            self._write_side_files(model, table, images, members.names)
+        return model
 
-    def _single_member(self, members, options):
-        """A single cube: nothing to align. Return a copy flagged SKIPPED (and its table)."""
-        log.warning(
-            "Only one member (%s): nothing to align; the output is a copy of it and "
-            "ifu_align is SKIPPED.",
-            members.names[0],
+    def _output_path(self, model, suffix=None, ext=None):
+        """Path of the combined cube (or of a side file with ``suffix``/``ext``), named as
+        ``save_model`` names the cube: a user's or parent's ``output_file`` wins, else the
+        product's base name that ``process`` put in ``meta.filename``."""
+        basepath = (self.search_attr("output_file") if self.search_output_file else None) or (
+            model.meta.filename
         )
-        model = members.models[0]
-        zero = Offset(0.0, 0.0, 0.0, 0.0)
-        # Copies: the output must not share memory with the caller's model.
-        result = AlignResult(
-            data=model.data.copy(),
-            err=model.err.copy(),
-            dq=model.dq.copy(),
-            count=(model.weightmap > 0).astype("int16")
-            if model.hasattr("weightmap") and model.weightmap is not None
-            else (model.dq & 1 == 0).astype("int16"),
-            members=[MemberResult(members.names[0], zero, zero, FLAG_REFERENCE)],
-            wavelengths=plane_wavelengths(model),
-            measure_planes=(0, model.data.shape[0]),
-            chunk_planes=[],
-        )
-        single = dataclasses.replace(options, reference=0)
-        out = build_output_model(model, result, options=single, names=members.names)
-        out.meta.cal_step.ifu_align = "SKIPPED"
-        return out, offsets_table(result, options=single, names=members.names)
+        if suffix is not None:
+            suffix = f"{self.suffix}_{suffix}"
+        return self.make_output_path(basepath=basepath, suffix=suffix, ext=ext)
 
-    def default_output_file(self, input_file=None):
-        """Output base name: the association's product name (as calwebb_spec3 names outputs)."""
-        product = getattr(self, "_product_name", None)
-        if product:
-            return f"{product}{self.output_ext}"
-        return super().default_output_file(input_file)
+    def _write_side_files(self, model, table, images, input_names):
+        """Write the offsets table, the cube_build offset file and (with images) the diagnostic
+        plot, each atomically, after checking that no output (the cube's included) would take
+        an input's name."""
+        paths = {key: self._output_path(model, *parts) for key, parts in SIDE_FILES.items()}
+        for path in (self._output_path(model), *paths.values()):
+            check_not_input(path, input_names)
+        write_table(table, paths["table"])
+        write_offset_file(table, paths["offset_file"])
+        log.info(
+            "Saved offsets in %s and cube_build offset file %s",
+            paths["table"],
+            paths["offset_file"],
+        )
+        if images is not None and plot_alignment(**images, table=table, path=paths["diagnostics"]):
+            log.info("Saved diagnostic plot in %s", paths["diagnostics"])
+
+    def remove_suffix(self, name):
+        """jwst's suffix removal, which also knows this step's own suffix (``_ifualign``), so
+        that a saved cube's name gives back its product's."""
+        base, separator = super().remove_suffix(name)
+        own = f"_{self.suffix}"
+        if base == name and self.suffix and name.endswith(own):
+            return name[: -len(own)], "_"
+        return base, separator
 
     def save_model(self, model, suffix=None, idx=None, output_file=None, force=False, **components):
-        """Save the combined cube, the offsets table and the offset file, each atomically.
+        """Save the combined cube atomically under its product's name.
 
-        No output may overwrite an input file; all three paths are checked before anything is
-        written.
+        Never over an input: the names of the inputs are in the cube's own
+        ``meta.ifu_align.members``. The side files are written by ``process``.
         """
         if output_file is None or output_file == "":
             output_file = self.output_file
         if not force and not self.save_results and not output_file:
             return None
-        cube_path = self.make_output_path(basepath=output_file, suffix=suffix, idx=idx, **components)
-        base = Path(cube_path)
-        table_path = base.with_name(base.stem + "_offsets.ecsv")
-        asdf_path = base.with_name(base.stem + "_offsets.asdf")
-        diag_path = base.with_name(base.stem + "_diagnostics.png")
-        inputs = getattr(self, "_input_names", [])
-        for path in (cube_path, table_path, asdf_path, diag_path):
-            check_not_input(path, inputs)
-
-        model.meta.filename = base.name
-
-        def write_cube(tmp):
-            model.to_fits(Path(tmp), overwrite=True)
-
-        write_atomic(cube_path, write_cube)
+        cube_path = (
+            self._output_path(model)
+            if not output_file
+            else self.make_output_path(basepath=output_file, suffix=suffix, idx=idx, **components)
+        )
+        record = getattr(model.meta, "ifu_align", None)
+        members = [] if record is None else getattr(record, "instance", record).get("members", [])
+        check_not_input(cube_path, [m["member"] for m in members])
+        model.meta.filename = Path(cube_path).name
+        write_atomic(cube_path, lambda tmp: model.to_fits(Path(tmp), overwrite=True))
         log.info("Saved combined cube in %s", cube_path)
-        table = getattr(self, "_offsets_table", None)
-        if table is not None:
-            write_table(table, table_path)
-            write_offset_file(table, asdf_path)
-            log.info("Saved offsets in %s and cube_build offset file %s", table_path, asdf_path)
-        images = getattr(self, "_diagnostic_images", None)
-        if images is not None and table is not None:
-            if plot_alignment(**images, table=table, path=diag_path) is not None:
-                log.info("Saved diagnostic plot in %s", diag_path)
         return cube_path

@@ -212,7 +212,7 @@ def test_member_without_overlap_is_skipped_and_flagged():
     models = [m.model for m in sim.members]
     result = align_members(Members(models, [m.meta.filename for m in models], "x", [False] * 3), AlignOptions())
     assert result.members[2].flag == "no_data"
-    assert result.members[1].flag == ""
+    assert result.members[1].flag == "ok"
 
 
 def test_invalid_keyword_in_the_reference_is_dropped_with_a_warning(asn_copy, tmp_path, caplog):

@@ -716,7 +716,7 @@ def _check_success(result, ctx, names, out):
         close = bool(abs(dx - tx) <= TOLERANCE and abs(dy - ty) <= TOLERANCE)
         if flag == "rejected_max_shift" and close and np.hypot(dx, dy) > max_shift:
             continue
-        if flag == "" and close:
+        if flag == "ok" and close:
             continue
         if mode == DESTROYED and (flag == "not_measured" or flag.startswith("rejected")):
             continue  # nothing to measure against: flagged and combined with its WCS alone

@@ -1,8 +1,9 @@
 """calwebb_ifualign (IFUAlignPipeline) offline, and the stock calwebb_spec3 post-hook route.
 
 No test reaches CRDS for data: extract_1d runs with override reference files made here. One test
-(a canary) shows why the pipeline wraps extract_1d's finalize_result: jwst's own asks CRDS for a
-context even when every reference file was overridden, which exits the process offline.
+(a canary) shows why the pipeline runs extract_1d as OfflineExtract1dStep: jwst's own
+finalize_result asks CRDS for a context even when every reference file was overridden, which
+exits the process offline.
 """
 
 from pathlib import Path
@@ -19,6 +20,7 @@ from stdatamodels.jwst import datamodels
 from jwst_ifualign.pipeline import (
     PIPELINE_PARAMETER_FILE,
     IFUAlignPipeline,
+    OfflineExtract1dStep,
     pipeline_parameter_tree,
     product_name,
 )
@@ -114,7 +116,8 @@ def test_parameter_file_matches_generator():
         tree = {k: af.tree[k] for k in ("class", "name", "parameters", "steps")}
     assert tree == pipeline_parameter_tree()
     pipe = IFUAlignPipeline.from_config_file(str(CONFIG_FILE))
-    assert type(pipe.ifu_align) is IFUAlignStep and type(pipe.extract_1d) is Extract1dStep
+    assert type(pipe.ifu_align) is IFUAlignStep and type(pipe.extract_1d) is OfflineExtract1dStep
+    assert issubclass(OfflineExtract1dStep, Extract1dStep)
     assert pipe.extract_1d.skip is True
     assert pipe.ifu_align.method == IFUAlignStep().method
 
@@ -244,7 +247,7 @@ def test_offline_without_overrides_fails_before_any_work(asn, tmp_path):
 def test_canary_stock_extract_1d_asks_crds_even_with_overrides(asn, refs):
     """jwst 3.0: JwstStep.finalize_result asks CRDS for its context whenever a reference file
     was used, overridden or not; offline that exits. If this test fails, jwst has stopped doing
-    so and the pipeline's finalize_result wrapper for extract_1d can be removed."""
+    so and the pipeline's OfflineExtract1dStep can be replaced by jwst's Extract1dStep."""
     with ModelContainer(str(asn)) as container:
         cube = container[0]
         step = Extract1dStep(

@@ -190,3 +190,83 @@ def test_collapse_mean_error_and_partial_spaxels():
     assert image_err[1, 1] == pytest.approx(2.0 / np.sqrt(10))
     assert chunk_bounds(0, 10, 3) == [(0, 3), (3, 7), (7, 10)]
     assert chunk_bounds(5, 7, 5) == [(5, 6), (6, 7)]
+
+
+# reproject is used where it does the job (white-light images of members that are not
+# translations of the reference grid, the diagnostic images). The cube resampling keeps its own
+# code for the reasons the next tests show.
+
+
+def _tan_wcs(crpix, angle_deg=0.0):
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crpix = crpix
+    w.wcs.cdelt = [-0.13 / 3600, 0.13 / 3600]
+    c, s = np.cos(np.deg2rad(angle_deg)), np.sin(np.deg2rad(angle_deg))
+    w.wcs.pc = [[c, -s], [s, c]]
+    return w
+
+
+def test_reproject_interpolates_errors_where_they_must_be_propagated():
+    """reproject has no error propagation: reprojecting ERR interpolates it. Sampling a field of
+    independent errors e half-way between four pixels gives e / 2 (sqrt of the sum of squared
+    bilinear weights times e^2), which resample_cube returns; reproject returns e."""
+    from reproject import reproject_interp
+
+    shape = (15, 17)
+    err = np.ones(shape)
+    w_in, w_out = _tan_wcs([9.0, 8.0]), _tan_wcs([8.5, 7.5])  # half a pixel in x and y
+    theirs = reproject_interp((err, w_in), w_out, shape_out=shape, order="bilinear")[0]
+    xx, yy = _grid(shape)
+    fp = bilinear_footprint(xx + 0.5, yy + 0.5, shape)
+    ones = np.ones((1, *shape), bool)
+    _, ours, valid = resample_cube(
+        np.ones((1, *shape)), err[None], ones, fp, kernel="bilinear"
+    )
+    inner = np.s_[2:-2, 2:-2]
+    np.testing.assert_allclose(theirs[inner], 1.0, rtol=1e-6)
+    assert valid[0][inner].all()
+    np.testing.assert_allclose(ours[0][inner], 0.5, rtol=1e-5)
+
+
+def test_reproject_bicubic_with_nan_border_is_all_nan():
+    """reproject #464: order='bicubic' turns an input with a NaN border (every cube_build cube)
+    into an all-NaN output; resample_cube's bicubic falls back to bilinear at the edge only."""
+    from reproject import reproject_interp
+
+    shape = (21, 23)
+    xx, yy = _grid(shape)
+    image = np.exp(-((xx - 11.3) ** 2 + (yy - 10.2) ** 2) / 8.0)
+    image[:2], image[:, :2] = np.nan, np.nan
+    w_in, w_out = _tan_wcs([12.0, 11.0]), _tan_wcs([11.7, 10.6])
+    theirs = reproject_interp((image, w_in), w_out, shape_out=shape, order="bicubic")[0]
+    assert not np.isfinite(theirs).any()
+    fp = bilinear_footprint(xx + 0.3, yy + 0.4, shape)
+    valid = np.isfinite(image)[None]
+    ours = resample_cube(image[None], np.ones((1, *shape)), valid, fp, kernel="bicubic")[0][0]
+    assert np.isfinite(ours[4:-2, 4:-2]).all()
+
+
+@pytest.mark.parametrize(
+    "pa_deg, tabular, shape", [(0.0, False, (8, 15, 17)), (30.0, True, (8, 16, 14))]
+)
+def test_celestial_wcs_is_the_cube_wcs(pa_deg, tabular, shape):
+    """The 2-D WCS given to reproject (from meta.wcsinfo) puts every spaxel where meta.wcs does."""
+    from jwst_ifualign.adapter.wcs_mapping import celestial_wcs
+    from jwst_ifualign.testing.simulate import make_cube
+
+    model = make_cube(shape=shape, pa_deg=pa_deg, tabular=tabular, snr=np.inf)
+    yy, xx = np.mgrid[: shape[1], : shape[2]].astype(float)
+    ra, dec, _ = model.meta.wcs(xx, yy, np.full(xx.shape, 3.0), with_bounding_box=False)
+    sky = celestial_wcs(model).pixel_to_world(xx, yy)
+    np.testing.assert_allclose(sky.ra.deg, ra, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(sky.dec.deg, dec, rtol=0, atol=1e-10)
+    shifted = celestial_wcs(model, shift=(0.4, -1.5)).pixel_to_world(xx, yy)
+    ra2, dec2, _ = model.meta.wcs(
+        xx + 0.4, yy - 1.5, np.full(xx.shape, 3.0), with_bounding_box=False
+    )
+    np.testing.assert_allclose(shifted.ra.deg, ra2, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(shifted.dec.deg, dec2, rtol=0, atol=1e-10)

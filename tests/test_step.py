@@ -11,7 +11,7 @@ from helpers import file_digests, run_strun
 from jwst.datamodels import ModelContainer
 from stdatamodels.jwst import datamodels
 
-from jwst_ifualign import IFUAlignStep
+from jwst_ifualign import IFUAlignStep, ParameterError
 from jwst_ifualign.integration import get_steps
 from jwst_ifualign.parameter_files import parameter_file_tree, step_defaults
 
@@ -76,6 +76,11 @@ def test_call_on_association_saves_named_outputs(miri_asn, miri_sim, tmp_path):
     required = {"member", "dx", "dy", "dx_err", "dy_err", "ra_offset", "dec_offset"}
     assert required <= set(table.colnames)
     assert list(table["member"]) == [m.model.meta.filename for m in miri_sim.members]
+    # Every flag survives the ECSV round trip (an empty string would come back masked).
+    assert list(table["flag"]) == ["reference", "ok", "ok", "ok"]
+    assert not getattr(table["flag"], "mask", np.zeros(1, bool)).any()
+    good = table[table["flag"] == "ok"]
+    assert len(good) == 3 and all(good["applied"])
 
 
 def test_user_output_file_wins(miri_asn, tmp_path):
@@ -187,3 +192,49 @@ def test_offsets_applied_as_cube_build_does_put_member_source_on_reference(tmp_p
     assert member_source.separation(ref_source).to_value(u.arcsec) > 0.1  # misaligned before
     moved = member_source.spherical_offsets_by(ra_off * u.arcsec, dec_off * u.arcsec)
     assert moved.separation(ref_source).to_value(u.arcsec) < 0.005  # aligned after
+
+
+def test_no_state_kept_between_process_and_save(miri_asn, tmp_path):
+    """process writes the side files; the cube carries what save_model needs, so another step
+    instance saves it under the same name, and the step keeps no attributes of its own."""
+    from jwst.stpipe import Step as BareStep
+
+    class PassThrough(BareStep):
+        spec = ""
+
+        def process(self, x):
+            return x
+
+    bare = PassThrough()
+    bare_before = set(vars(bare))
+    with ModelContainer(str(miri_asn)) as container:
+        bare.run(container)
+    stpipe_attributes = set(vars(bare)) - bare_before
+
+    step = IFUAlignStep(save_results=True, output_dir=str(tmp_path))
+    before = set(vars(step))
+    model = step.run(str(miri_asn))
+    assert set(vars(step)) - before <= stpipe_attributes
+    files = product_files(tmp_path)
+    assert all(p.is_file() for p in files.values())
+
+    other = tmp_path / "other"
+    step = IFUAlignStep(save_results=True, output_dir=str(other))
+    model = step.process(str(miri_asn))
+    assert sorted(p.name for p in other.iterdir()) == [
+        "sim_ifu_ifualign_offsets.asdf",
+        "sim_ifu_ifualign_offsets.ecsv",
+    ]
+    assert model.meta.filename == "sim_ifu.fits"
+    saved = IFUAlignStep(save_results=True, output_dir=str(other)).save_model(model)
+    assert Path(saved) == product_files(other)["cube"]
+    again = IFUAlignStep(save_results=True, output_dir=str(other)).save_model(model)
+    assert again == saved  # the saved name gives back the product's
+
+
+def test_output_never_takes_an_input_name(miri_sim, tmp_path):
+    models = [m.model for m in miri_sim.members]
+    name = models[0].meta.filename.removesuffix(".fits")
+    with pytest.raises(ParameterError, match="would have the name of the input file"):
+        IFUAlignStep.call(models, output_file=name, suffix="s3d", output_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []

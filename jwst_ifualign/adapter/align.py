@@ -17,61 +17,49 @@ import logging
 import numpy as np
 
 from ..algorithms.collapse import chunk_bounds
-from ..algorithms.combine import COMBINE_METHODS
-from ..algorithms.registration import METHODS
+from ..algorithms.offset import Offset
 from ..exceptions import InputError, ParameterError
 from .assembly import combine_block, output_grid, resamplers, run_blocks
-from .inputs import check_compatible
+from .inputs import check_compatible, plane_wavelengths
 from .measurement import measure_members, placement
+from .parameters import resolve_reference
 from .results import (  # noqa: F401 - re-exported: the public names of the adapter
     FLAG_LOW_SNR,
     FLAG_MAX_SHIFT,
     FLAG_NO_DATA,
     FLAG_NOT_MEASURED,
+    FLAG_OK,
     FLAG_REFERENCE,
     AlignOptions,
+    DO_NOT_USE,
     AlignResult,
     MemberResult,
     PairFit,
 )
 
-__all__ = ["AlignOptions", "MemberResult", "AlignResult", "align_members", "check_options"]
+__all__ = [
+    "AlignOptions",
+    "MemberResult",
+    "AlignResult",
+    "align_members",
+    "pass_through",
+    "check_options",
+]
 
 log = logging.getLogger(__name__)
 
-#: Ways to turn measurements into offsets (``AlignOptions.solution``).
-SOLUTIONS = ("pairs", "reference")
-
-#: Output grids (``AlignOptions.output_grid``).
-OUTPUT_GRIDS = ("reference", "union")
-
-
 def reference_index(options, nmember):
-    """Index of the reference member (negative indices count from the end)."""
-    if not -nmember <= options.reference < nmember:
-        raise ParameterError(
-            f"reference={options.reference} is out of range for an association of {nmember} "
-            f"members; give an index from 0 to {nmember - 1}."
-        )
-    return options.reference % nmember
+    """Index of the reference member (negative ``options.reference`` counts from the end)."""
+    return resolve_reference(options.reference, nmember)
 
 
 def check_options(options, wavelengths):
-    """Validate options against the data; return the (start, stop) planes used for measuring."""
-    if options.method not in METHODS:
-        raise ParameterError(f"method must be one of {', '.join(METHODS)}; got {options.method!r}")
-    if options.combine not in COMBINE_METHODS:
-        raise ParameterError(
-            f"combine must be one of {', '.join(COMBINE_METHODS)}; got {options.combine!r}"
-        )
-    if options.output_grid not in OUTPUT_GRIDS:
-        raise ParameterError(
-            f"output_grid must be one of {', '.join(OUTPUT_GRIDS)}; got {options.output_grid!r}"
-        )
-    if options.solution not in SOLUTIONS:
-        raise ParameterError(
-            f"solution must be one of {', '.join(SOLUTIONS)}; got {options.solution!r}"
-        )
+    """Check the options against the data; return the (start, stop) planes used for measuring.
+
+    The options' own types, bounds and choices are checked when they are made
+    (:class:`AlignOptions`); this checks what needs the cubes: ``slice`` against the number of
+    planes and ``wavelength_range`` against their wavelengths.
+    """
     nwave = wavelengths.size
     if options.slice is not None:
         if not 0 <= options.slice < nwave:
@@ -153,7 +141,7 @@ def align_members(members, options):
             m.dy_err,
             r.ra_offset,
             r.dec_offset,
-            f" [{r.flag}]" if r.flag else "",
+            f" [{r.flag}]" if r.flag != FLAG_OK else "",
         )
 
     origin, (ny, nx) = output_grid(ref, members, results, options.output_grid)
@@ -192,4 +180,44 @@ def align_members(members, options):
         chunk_planes=chunks,
         pair_fit=pair_fit,
         grid_origin=origin,
+        reference_index=ref_index,
+    )
+
+
+def pass_through(members):
+    """The result for a single member: nothing to align, its own arrays copied.
+
+    Parameters
+    ----------
+    members : Members
+        Exactly one open member.
+
+    Returns
+    -------
+    AlignResult
+        Copies of the member's ``data``, ``err`` and ``dq`` (never sharing memory with it),
+        ``count`` 1 where it has data (its WMAP > 0, or not DO_NOT_USE without one), and one
+        MemberResult flagged ``reference`` with zero offsets.
+    """
+    if len(members.models) != 1:
+        raise InputError(f"pass_through takes one member; got {len(members.models)}")
+    log.warning(
+        "Only one member (%s): nothing to align; the output is a copy of it and ifu_align is "
+        "SKIPPED.",
+        members.names[0],
+    )
+    model = members.models[0]
+    zero = Offset(0.0, 0.0, 0.0, 0.0)
+    weightmap = model.weightmap if model.hasattr("weightmap") else None
+    count = weightmap > 0 if weightmap is not None else (model.dq & DO_NOT_USE) == 0
+    return AlignResult(
+        data=model.data.copy(),
+        err=model.err.copy(),
+        dq=model.dq.copy(),
+        count=count.astype(np.int16),
+        members=[MemberResult(members.names[0], zero, zero, FLAG_REFERENCE)],
+        wavelengths=plane_wavelengths(model),
+        measure_planes=(0, model.data.shape[0]),
+        chunk_planes=[],
+        reference_index=0,
     )

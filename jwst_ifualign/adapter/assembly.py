@@ -129,7 +129,11 @@ def output_grid(ref, members, results, kind):
 
     ``reference``: the reference's own grid. ``union``: the reference's grid (same tangent
     point, scale and orientation) extended by whole pixels to cover every member's footprint
-    once aligned.
+    once aligned, so that the reference and every member of its orientation stay translations
+    of the output grid (the compiled path). Not reproject's ``find_optimal_celestial_wcs``:
+    it makes a North-up grid whatever the reference's orientation, and a grid offset from the
+    reference's by a fraction of a pixel (``tests/test_edges.py::
+    test_find_optimal_celestial_wcs_is_not_a_whole_pixel_extension``).
     """
     ny, nx = ref.data.shape[1:]
     if kind == "reference":

@@ -23,7 +23,6 @@ from ..algorithms.measure import (
 )
 from ..algorithms.offset import Offset
 from ..algorithms.registration import RegistrationError
-from ..algorithms.resample import bilinear_footprint
 from ..algorithms.solve import PairMeasurement, solve_pairs
 from ..exceptions import InputError
 from .results import (
@@ -32,11 +31,13 @@ from .results import (
     FLAG_MAX_SHIFT,
     FLAG_NO_DATA,
     FLAG_NOT_MEASURED,
+    FLAG_OK,
     FLAG_REFERENCE,
     MemberResult,
     PairFit,
 )
 from .wcs_mapping import (
+    Reprojection,
     mapping_and_wavelength_check,
     pixel_offsets_to_sky,
     translation_and_wavelength_check,
@@ -69,6 +70,11 @@ def _white_light(model, planes, chunks, block):
 def placement(reference, member, reference_inverse=None):
     """Placement of a member on the reference grid, and whether its mapping varies with wavelength.
 
+    A member whose grid is a translation of the reference's is measured on its native grid
+    (shifted by whole pixels, the fraction known). Any other member's white-light images are
+    put on the reference grid by reproject
+    (:class:`~jwst_ifualign.adapter.wcs_mapping.Reprojection`: ``reproject_interp``, bilinear).
+
     ``reference_inverse``: ``reference.meta.wcs.backward_transform``, built once by the caller
     for all members (built here when not given).
     """
@@ -81,8 +87,8 @@ def placement(reference, member, reference_inverse=None):
     if translation is not None:
         # A translation is applied on the native grid: no footprint needed.
         return Placement(None, translation, shape), varies
-    xm, ym, varies = mapping_and_wavelength_check(reference, member)
-    return Placement(bilinear_footprint(xm, ym, shape), None, shape), varies
+    _, _, varies = mapping_and_wavelength_check(reference, member)
+    return Placement(Reprojection(reference, member), None, shape), varies
 
 
 def peak_snr(image, err):
@@ -126,7 +132,7 @@ def _direct(ref_images, placed, residual, placement, name, options):
             "Member %s: offset not measured (%s); it is combined with its WCS alone.", name, exc
         )
         return None, FLAG_NOT_MEASURED
-    return measurement, ""
+    return measurement, FLAG_OK
 
 
 def _rejected_by_max_shift(name, off, max_shift):
@@ -193,7 +199,7 @@ def measure_members(members, ref_index, placements, options, planes, chunks, wav
             results.append(MemberResult(name, m.offset, zero, FLAG_MAX_SHIFT, measurement=m))
         else:
             measurements[(ref_index, i)] = m
-            results.append(MemberResult(name, m.offset, m.offset, "", measurement=m))
+            results.append(MemberResult(name, m.offset, m.offset, FLAG_OK, measurement=m))
 
     fit = None
     good = [i for i, r in enumerate(results) if r.accepted]

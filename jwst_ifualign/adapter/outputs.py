@@ -22,6 +22,8 @@ from stdatamodels.util import get_envar_as_boolean
 
 from ..exceptions import ParameterError
 from .inputs import calibrated_name
+from .parameters import options_record
+from .results import FLAG_REFERENCE
 
 __all__ = [
     "OFFSET_CONVENTION",
@@ -59,7 +61,7 @@ def build_output_model(reference, result, *, options, names):
     result : AlignResult
         Combined arrays and per-member results.
     options : AlignOptions
-        The options used (recorded in ``meta.ifu_align``).
+        The options used (recorded in ``meta.ifu_align``, :func:`options_record`).
     names : list of str
         Member file names, association order.
 
@@ -100,21 +102,8 @@ def build_output_model(reference, result, *, options, names):
     model.meta.cal_step.ifu_align = "COMPLETE"
     model.meta.ifu_align = {
         "package_version": _package_version(),
-        "method": options.method,
-        "combine": options.combine,
-        "reference": names[options.reference % len(names)],
-        "upsample_factor": options.upsample_factor,
-        "wavelength_range": None if options.wavelength_range is None else list(options.wavelength_range),
-        "slice": options.slice,
-        "error_chunks": options.error_chunks,
-        "max_shift": options.max_shift,
-        "min_snr": options.min_snr,
-        "solution": options.solution,
+        **options_record(options, names[result.reference_index]),
         "pair_fit": _pair_fit_record(result.pair_fit, names),
-        "kernel": options.kernel,
-        "output_grid": options.output_grid,
-        "chunk_size": options.chunk_size,
-        "parallel": options.parallel,
         "grid_origin": [int(v) for v in result.grid_origin],
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,
@@ -188,7 +177,7 @@ def offsets_table(result, *, options, names):
         if m is not None and m.chunks:
             chunks_x[: len(m.chunks)] = [c.dx for c in m.chunks]
             chunks_y[: len(m.chunks)] = [c.dy for c in m.chunks]
-        elif r.flag == "reference":
+        elif r.flag == FLAG_REFERENCE:
             chunks_x[:] = 0.0
             chunks_y[:] = 0.0
         rows.append(
@@ -226,7 +215,7 @@ def offsets_table(result, *, options, names):
         {
             "method": options.method,
             "combine": options.combine,
-            "reference": names[options.reference % len(names)],
+            "reference": names[result.reference_index],
             "convention": OFFSET_CONVENTION,
             "chunk_wavelength_ranges_um": [
                 [float(waves[a]), float(waves[b - 1])] for a, b in result.chunk_planes

@@ -1,4 +1,5 @@
-"""Types shared by the adapter modules: options, per-member results, the combined result.
+"""Types shared by the adapter modules: per-member results, the combined result (and the options,
+:class:`~jwst_ifualign.adapter.parameters.AlignOptions`, re-exported).
 
 Also the voxel validity rule used everywhere a model's arrays are read.
 """
@@ -12,12 +13,14 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from ..algorithms.measure import MemberMeasurement
 from ..algorithms.offset import Offset
+from .parameters import AlignOptions
 
 __all__ = [
     "AlignOptions",
     "MemberResult",
     "AlignResult",
     "PairFit",
+    "FLAG_OK",
     "FLAG_REFERENCE",
     "FLAG_MAX_SHIFT",
     "FLAG_NOT_MEASURED",
@@ -31,33 +34,14 @@ __all__ = [
 DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 NON_SCIENCE = dqflags.pixel["NON_SCIENCE"]
 
-#: Flags of a member in the offsets table.
+#: Flags of a member in the offsets table. ``ok``: measured and applied. (Not an empty string:
+#: astropy reads an empty ECSV string back as masked, so ``t[t["flag"] == ""]`` finds nothing.)
+FLAG_OK = "ok"
 FLAG_REFERENCE = "reference"
 FLAG_MAX_SHIFT = "rejected_max_shift"
 FLAG_NOT_MEASURED = "not_measured"
 FLAG_LOW_SNR = "rejected_low_snr"
 FLAG_NO_DATA = "no_data"
-
-
-
-@dataclass(frozen=True)
-class AlignOptions:
-    """Options of :func:`align_members` (the Step's parameters; see its spec for help texts)."""
-
-    method: str = "chi2"
-    upsample_factor: int | None = None
-    wavelength_range: tuple | None = None
-    slice: int | None = None
-    error_chunks: int = 5
-    combine: str = "weighted_mean"
-    reference: int = 0
-    max_shift: float = 3.0
-    min_snr: float = 5.0
-    solution: str = "pairs"
-    kernel: str = "bicubic"
-    output_grid: str = "reference"
-    chunk_size: int = 256
-    parallel: bool = False
 
 
 @dataclass
@@ -73,7 +57,7 @@ class MemberResult:
     applied : Offset
         Offset folded into the member's WCS for resampling (zero if rejected).
     flag : str
-        "" (measured and applied), "reference", "rejected_max_shift", "rejected_low_snr",
+        "ok" (measured and applied), "reference", "rejected_max_shift", "rejected_low_snr",
         "not_measured" or "no_data".
     ra_offset, dec_offset, ra_offset_err, dec_offset_err : float
         Applied correction for cube_build's offset_file, arcsec (RA times cos Dec).
@@ -84,7 +68,7 @@ class MemberResult:
     name: str
     measured: Offset
     applied: Offset
-    flag: str = ""
+    flag: str = FLAG_OK
     ra_offset: float = 0.0
     dec_offset: float = 0.0
     ra_offset_err: float = 0.0
@@ -94,7 +78,7 @@ class MemberResult:
     @property
     def accepted(self):
         """True if the member's own offset is used: measured and accepted, or the reference."""
-        return self.flag in ("", FLAG_REFERENCE)
+        return self.flag in (FLAG_OK, FLAG_REFERENCE)
 
 
 @dataclass
@@ -103,6 +87,8 @@ class AlignResult:
 
     ``grid_origin`` is the reference pixel of output pixel (0, 0): (0, 0) for the reference's
     own grid, negative values for a grid extended by ``output_grid="union"``.
+    ``reference_index`` is the reference member's index (0 to N - 1), resolved once from the
+    ``reference`` option.
     """
 
     data: np.ndarray
@@ -115,6 +101,7 @@ class AlignResult:
     chunk_planes: list = field(default_factory=list)
     pair_fit: object = None
     grid_origin: tuple = (0, 0)
+    reference_index: int = 0
 
 
 def valid_voxels(model, z0, z1, *, positive_err=False):

@@ -3,6 +3,10 @@
 Only the celestial part of an s3d WCS is used for the mapping; cube_build's WCS is separable, so
 the mapping is the same for every wavelength plane. :func:`mapping_and_wavelength_check` checks
 that for a given pair of cubes.
+
+:func:`celestial_wcs` gives the 2-D celestial FITS WCS of a cube (from ``meta.wcsinfo``, which
+cube_build's ``meta.wcs`` is built from), for reproject: :class:`Reprojection` puts a member's
+2-D images on the reference grid with ``reproject.reproject_interp``.
 """
 
 from __future__ import annotations
@@ -10,10 +14,13 @@ from __future__ import annotations
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
+from astropy.wcs import WCS
 
 from ..algorithms.measure import translation_of
 
 __all__ = [
+    "celestial_wcs",
+    "Reprojection",
     "reference_to_member_pixels",
     "mapping_and_wavelength_check",
     "translation_and_wavelength_check",
@@ -23,6 +30,78 @@ __all__ = [
 
 #: Largest change (pixels) of the mapping across wavelength still treated as constant.
 WAVELENGTH_TOLERANCE = 1e-3
+
+
+def celestial_wcs(model, *, shift=(0.0, 0.0)):
+    """The 2-D celestial WCS (RA---TAN, DEC--TAN) of an s3d cube, from its ``meta.wcsinfo``.
+
+    cube_build builds ``meta.wcs`` from the same keywords (``create_fitswcs``); a test checks
+    that the two agree on the sky position of every spaxel.
+
+    Parameters
+    ----------
+    model : IFUCubeModel
+    shift : tuple of float
+        ``(dx, dy)`` pixels: the WCS of the grid whose pixel ``p`` is the model's ``p + shift``.
+
+    Returns
+    -------
+    astropy.wcs.WCS
+        Pixel (x, y), 0-based in astropy's pixel API, to (RA, Dec) in degrees.
+    """
+    info = model.meta.wcsinfo
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = [info.ctype1, info.ctype2]
+    wcs.wcs.cunit = [info.cunit1 or "deg", info.cunit2 or "deg"]
+    wcs.wcs.crval = [info.crval1, info.crval2]
+    wcs.wcs.crpix = [info.crpix1 - shift[0], info.crpix2 - shift[1]]
+    wcs.wcs.cdelt = [info.cdelt1, info.cdelt2]
+    wcs.wcs.pc = [
+        [_keyword(info, "pc1_1", 1.0), _keyword(info, "pc1_2", 0.0)],
+        [_keyword(info, "pc2_1", 0.0), _keyword(info, "pc2_2", 1.0)],
+    ]
+    wcs.wcs.set()
+    ny, nx = model.data.shape[1:]
+    wcs.array_shape = (ny, nx)
+    return wcs
+
+
+def _keyword(info, name, default):
+    value = getattr(info, name, None)
+    return default if value is None else float(value)
+
+
+class Reprojection:
+    """Puts a member's 2-D images (white light and its error) on the reference grid.
+
+    ``reproject.reproject_interp`` with ``order="bilinear"`` between the two cubes' celestial
+    WCS (:func:`celestial_wcs`), for a member whose grid is not a translation of the
+    reference's (another orientation or scale); NaN where the member has no data.
+
+    Parameters
+    ----------
+    reference, member : IFUCubeModel
+    """
+
+    def __init__(self, reference, member):
+        self.reference_wcs = celestial_wcs(reference)
+        self.member_wcs = celestial_wcs(member)
+        self.shape_out = reference.data.shape[1:]
+
+    def __call__(self, image):
+        """``image`` (ny_member, nx_member) on the reference grid, shape (ny_ref, nx_ref)."""
+        # Imported here: reproject takes 0.35 s to import, and most associations (cube_build
+        # skyalign cubes, translations of each other) never need it.
+        from reproject import reproject_interp
+
+        out = reproject_interp(
+            (np.asarray(image, float), self.member_wcs),
+            self.reference_wcs,
+            shape_out=self.shape_out,
+            order="bilinear",
+            return_footprint=False,
+        )
+        return np.asarray(out, float)
 
 
 def _map(reference, member, x, y, plane):

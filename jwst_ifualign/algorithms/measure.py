@@ -61,9 +61,10 @@ class Placement(NamedTuple):
 
     Attributes
     ----------
-    footprint : BilinearFootprint or None
-        Bilinear sampling of the member at every reference pixel (from its own WCS); None for a
-        translation, which needs none.
+    footprint : BilinearFootprint, callable or None
+        Bilinear sampling of the member at every reference pixel (from its own WCS), or a
+        function taking a member image (ny_m, nx_m) to the reference grid (the adapter passes
+        reproject's); None for a translation, which needs none.
     translation : tuple of float or None
         ``(tx, ty)`` when member pixel = reference pixel + (tx, ty) everywhere to within
         ``TRANSLATION_TOLERANCE``; None otherwise.
@@ -109,6 +110,8 @@ def place_image(image, image_err, placement, ref_shape):
         at ``p + s - (fx, fy)`` in the reprojection. ``(0, 0)`` when resampled.
     """
     if placement.translation is None:
+        if callable(placement.footprint):  # the adapter's reprojection onto the reference grid
+            return placement.footprint(image), placement.footprint(image_err), (0.0, 0.0)
         placed = resample_image(image, placement.footprint)
         placed_err = resample_image(image_err, placement.footprint)
         return placed, placed_err, (0.0, 0.0)

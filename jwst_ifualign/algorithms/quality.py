@@ -10,11 +10,22 @@ from astropy.modeling import fitting, models
 __all__ = ["white_light", "point_source_fwhm"]
 
 
-def white_light(data, *, dq=None):
-    """Mean over wavelength of the valid voxels; shape (ny, nx), NaN where no plane is valid."""
+def white_light(data, *, dq=None, do_not_use=None):
+    """Mean over wavelength of the valid voxels; shape (ny, nx), NaN where no plane is valid.
+
+    Parameters
+    ----------
+    data : ndarray, shape (nwave, ny, nx)
+        Surface brightness; NaN where no data.
+    dq, do_not_use : ndarray of uint32 (same shape) and int, optional
+        DQ bits and the bit that excludes a voxel (jwst's ``DO_NOT_USE``, passed in by the
+        caller: this layer does not import the data models); both or neither.
+    """
     valid = np.isfinite(data)
+    if (dq is None) != (do_not_use is None):
+        raise ValueError("give both dq and do_not_use, or neither")
     if dq is not None:
-        valid &= (dq & 1) == 0
+        valid &= (dq & do_not_use) == 0
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(valid, data, 0.0).sum(axis=0) / valid.sum(axis=0)
 

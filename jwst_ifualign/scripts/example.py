@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 from stdatamodels.jwst import datamodels
+from stdatamodels.jwst.datamodels.dqflags import pixel as dq_flags
 
 from ..algorithms.quality import point_source_fwhm, white_light
 from ..parameter_files import write_parameter_files
@@ -48,7 +49,7 @@ def _print_offsets(table, sim):
     print("\nMeasured against injected offsets (reference-grid pixels; arcsec on the sky):")
     header = (
         f"{'member':<48} {'inj dx':>7} {'inj dy':>7} {'dx':>8} {'dy':>8} {'err':>6} "
-        f"{'|d - inj|':>9} {'RA off':>7} {'Dec off':>7}"
+        f"{'|d - inj|':>9} {'RA off':>7} {'Dec off':>7} flag"
     )
     print(header)
     print("-" * len(header))
@@ -60,7 +61,7 @@ def _print_offsets(table, sim):
         print(
             f"{row['member']:<48} {truth['dx']:+7.3f} {truth['dy']:+7.3f} {row['dx']:+8.4f} "
             f"{row['dy']:+8.4f} {err:6.4f} {diff:9.4f} {row['ra_offset']:+7.4f} "
-            f"{row['dec_offset']:+7.4f}"
+            f"{row['dec_offset']:+7.4f} {row['flag']}"
         )
     return worst
 
@@ -93,7 +94,8 @@ def main(argv=None):
     table = Table.read(out_dir / f"{product}_ifualign_offsets.ecsv", format="ascii.ecsv")
     worst = _print_offsets(table, sim)
     with datamodels.open(out_dir / f"{product}_ifualign.fits") as combined:
-        fwhm_comb = point_source_fwhm(white_light(combined.data, dq=combined.dq))[0]
+        image = white_light(combined.data, dq=combined.dq, do_not_use=dq_flags["DO_NOT_USE"])
+        fwhm_comb = point_source_fwhm(image)[0]
         covered = int(np.isfinite(combined.data).any(axis=0).sum())
     fwhm_ref = point_source_fwhm(white_light(sim.members[0].model.data))[0]
     print(

@@ -35,8 +35,9 @@ from astropy.coordinates import SkyCoord
 from jwst.assign_wcs.pointing import create_fitswcs
 from scipy.special import erf
 from stdatamodels.jwst import datamodels
+from stdatamodels.jwst.datamodels.dqflags import pixel as dq_flags
 
-from ..adapter.results import DO_NOT_USE, NON_SCIENCE
+DO_NOT_USE, NON_SCIENCE = dq_flags["DO_NOT_USE"], dq_flags["NON_SCIENCE"]
 
 __all__ = [
     "BLOB_FWHM_ARCSEC",
