@@ -1,5 +1,7 @@
 """Absolute mode: a cube tied to a reference image or a catalog recovers its true pointing error."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -124,3 +126,76 @@ def test_clear_errors(tmp_path):
     reference_catalog([(150.2, 2.2)]).write(tmp_path / "far.ecsv")
     with pytest.raises(InputError, match="No source of reference_catalog far.ecsv"):
         correction_from_catalog([cube], load_reference_catalog(tmp_path / "far.ecsv"))
+
+
+@pytest.fixture(scope="module")
+def mispointed_asn(tmp_path_factory):
+    """4 dithers that ALL carry pointing errors (the first too), with an image and a catalog of
+    the scene on the true sky, written as a user would have them."""
+    from jwst_ifualign.testing.simulate import simulate_association, write_association
+
+    errors = ((0.09, -0.06), (-0.05, 0.11), (0.14, 0.07), (-0.12, -0.10))
+    sim = simulate_association(shape=(80, 35, 37), errors_arcsec=errors, snr=20.0, seed=4)
+    folder = tmp_path_factory.mktemp("absolute")
+    asn = write_association(sim, folder)
+    make_reference_image(rng=np.random.default_rng(9)).save(folder / "jw01234_f560w_i2d.fits")
+    reference_catalog([SOURCE], error_arcsec=0.001).write(folder / "gaia.ecsv")
+    return sim, asn
+
+
+@pytest.mark.parametrize("kind", ["image", "catalog"])
+def test_step_offsets_put_every_member_on_the_true_sky(mispointed_asn, kind, tmp_path):
+    import asdf
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+    from jwst.cube_build import CubeBuildStep
+
+    from jwst_ifualign import IFUAlignStep
+
+    sim, asn = mispointed_asn
+    given = (
+        {"reference_image": str(asn.parent / "jw01234_f560w_i2d.fits")}
+        if kind == "image"
+        else {"reference_catalog": str(asn.parent / "gaia.ecsv")}
+    )
+    out = IFUAlignStep.call(str(asn), save_results=True, output_dir=str(tmp_path), **given)
+    assert out.meta.cal_step.ifu_align == "COMPLETE"
+    record = out.meta.ifu_align.instance["absolute"]
+    assert record["kind"] == kind
+    table = Table.read(tmp_path / "sim_ifu_ifualign_offsets.ecsv")
+    path = tmp_path / "sim_ifu_ifualign_offsets.asdf"
+    with asdf.open(path) as af:
+        ra, dec, names = np.array(af["raoffset"]), np.array(af["decoffset"]), list(af["filename"])
+    # cube_build takes the file for the calibrated exposures (it looks them up by meta.filename).
+    exposures = [SimpleNamespace(meta=SimpleNamespace(filename=n)) for n in names]
+    applied = CubeBuildStep(offset_file=str(path)).check_offset_file(exposures)
+    assert np.allclose(applied["raoffset"].to_value(u.arcsec), ra)
+    truth = np.array([m.pointing_error_arcsec for m in sim.members])
+    # Every member's offset file entry is its true correction onto the sky, within 10 mas.
+    assert np.all(np.abs(ra - truth[:, 0]) < 0.010) and np.all(np.abs(dec - truth[:, 1]) < 0.010)
+    assert np.allclose(ra, table["ra_offset_abs"]) and np.allclose(dec, table["dec_offset_abs"])
+    assert np.all(table["ra_offset_abs_err"] > table["ra_offset_err"])
+    # The combined cube's WCS is moved by the reference frame's correction.
+    ref = sim.members[0].model
+    moved = SkyCoord(*ref.meta.wcs(18, 17, 0)[:2], unit="deg").spherical_offsets_to(
+        SkyCoord(*out.meta.wcs(18, 17, 0)[:2], unit="deg")
+    )
+    assert abs(moved[0].to_value(u.arcsec) - record["ra_offset"]) < 1e-4
+    assert abs(moved[1].to_value(u.arcsec) - record["dec_offset"]) < 1e-4
+
+
+def test_step_refuses_bad_absolute_parameters(mispointed_asn, tmp_path):
+    from jwst_ifualign import IFUAlignStep, ParameterError
+
+    _, asn = mispointed_asn
+    with pytest.raises(ParameterError, match="both given"):
+        IFUAlignStep.call(
+            str(asn),
+            reference_image=str(asn.parent / "jw01234_f560w_i2d.fits"),
+            reference_catalog=str(asn.parent / "gaia.ecsv"),
+        )
+    with pytest.raises(InputError, match="reference_image .*nothere_i2d.fits does not exist"):
+        IFUAlignStep.call(
+            str(asn), reference_image=str(tmp_path / "nothere_i2d.fits"), output_dir=str(tmp_path)
+        )
+    assert list(tmp_path.iterdir()) == []

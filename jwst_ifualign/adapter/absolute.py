@@ -23,6 +23,7 @@ catalog's) frame.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,9 @@ from ..exceptions import InputError
 
 __all__ = [
     "AbsoluteCorrection",
+    "AbsoluteReference",
+    "load_absolute_reference",
+    "tie_to_reference",
     "ReferenceImage",
     "FILTER_BANDS_UM",
     "load_reference_image",
@@ -630,3 +634,125 @@ def correction_from_catalog(cubes, catalog, *, relative=None, box=3):
         dec_err,
     )
     return AbsoluteCorrection(ra, dec, ra_err, dec_err, "catalog", name, {"sources": sources})
+
+
+@dataclass
+class AbsoluteReference:
+    """What the offsets are tied to: a loaded reference image (with its filter's throughput) or
+    catalog; see :func:`load_absolute_reference`."""
+
+    image: ReferenceImage | None = None
+    catalog: Table | None = None
+    throughput: tuple | None = None
+
+
+def load_absolute_reference(options):
+    """Read the reference image or catalog that the options name, before any other work.
+
+    Parameters
+    ----------
+    options : AlignOptions
+        ``reference_image``, ``reference_catalog``, ``filter_throughput``.
+
+    Returns
+    -------
+    AbsoluteReference or None
+        None when neither is given (relative alignment only).
+
+    Raises
+    ------
+    ParameterError
+        If both are given, or ``filter_throughput`` without ``reference_image``.
+    InputError
+        If a file cannot be used (see the loaders).
+    """
+    from ..exceptions import ParameterError
+
+    image, catalog = options.reference_image, options.reference_catalog
+    if image and catalog:
+        raise ParameterError(
+            "reference_image and reference_catalog are both given; tie the cubes to one of them "
+            "(give the other as None)."
+        )
+    if options.filter_throughput and not image:
+        raise ParameterError(
+            "filter_throughput is given without reference_image; it weights the cube's planes "
+            "for the image's filter: give reference_image too, or drop it."
+        )
+    if not (image or catalog):
+        return None
+    if image:
+        throughput = load_throughput(options.filter_throughput) if options.filter_throughput else None
+        return AbsoluteReference(image=load_reference_image(image), throughput=throughput)
+    return AbsoluteReference(catalog=load_reference_catalog(catalog))
+
+
+def _frame_error(result):
+    """1-sigma error (arcsec) of where the combined cube's content sits relative to the
+    reference member's frame: the mean of the accepted members' relative errors (each member
+    enters the combination once), ``sqrt(sum(err**2)) / n``."""
+    used = [r for r in result.members if r.accepted]
+    n = max(len(used), 1)
+    ra = float(np.sqrt(np.sum([r.ra_offset_err**2 for r in used]))) / n
+    dec = float(np.sqrt(np.sum([r.dec_offset_err**2 for r in used]))) / n
+    return ra, dec
+
+
+def tie_to_reference(result, combined, models, reference, options):
+    """Measure the reference frame's absolute correction and give every member its absolute
+    offsets.
+
+    Parameters
+    ----------
+    result : AlignResult
+        The relative alignment (:func:`~jwst_ifualign.adapter.align.align_members`).
+    combined : IFUCubeModel
+        The combined cube built from ``result`` (registered to a reference image).
+    models : sequence of IFUCubeModel
+        The members in association order (fitted for a catalog, on their native pixels).
+    reference : AbsoluteReference
+        From :func:`load_absolute_reference`.
+    options : AlignOptions
+        ``method``, ``upsample_factor``, ``error_chunks``.
+
+    Returns
+    -------
+    AlignResult
+        A copy with ``absolute`` set and every member's ``*_abs`` offsets: its relative
+        correction plus the reference frame's. Members not applied (rejected) have no relative
+        correction and get the frame's alone. Errors add in quadrature the member's relative
+        error, the frame measurement's, and the uncertainty of the combined cube's frame
+        against the reference member's (:func:`_frame_error`).
+    """
+    if reference.image is not None:
+        correction = correction_from_image(
+            combined,
+            reference.image,
+            method=options.method,
+            upsample_factor=options.upsample_factor,
+            error_chunks=options.error_chunks,
+            throughput=reference.throughput,
+        )
+        frame = _frame_error(result)
+    else:
+        used = [(m, r) for m, r in zip(models, result.members, strict=True) if r.accepted]
+        correction = correction_from_catalog(
+            [m for m, _ in used],
+            reference.catalog,
+            relative=[(r.ra_offset, r.dec_offset) for _, r in used],
+        )
+        frame = _frame_error(result)
+    ra_err = float(np.hypot(correction.ra_offset_err, frame[0]))
+    dec_err = float(np.hypot(correction.dec_offset_err, frame[1]))
+    members = [
+        dataclasses.replace(
+            r,
+            ra_offset_abs=r.ra_offset + correction.ra_offset,
+            dec_offset_abs=r.dec_offset + correction.dec_offset,
+            ra_offset_abs_err=float(np.hypot(r.ra_offset_err, ra_err)),
+            dec_offset_abs_err=float(np.hypot(r.dec_offset_err, dec_err)),
+        )
+        for r in result.members
+    ]
+    correction = dataclasses.replace(correction, ra_offset_err=ra_err, dec_offset_err=dec_err)
+    return dataclasses.replace(result, members=members, absolute=correction)
