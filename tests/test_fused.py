@@ -9,8 +9,14 @@ edges, scattered NaN and DO_NOT_USE voxels and zero errors, for shifts of both s
 even sizes, and for big-endian (FITS) arrays.
 """
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from helpers import small_association
 
 from jwst_ifualign.adapter.results import DO_NOT_USE, NON_SCIENCE, valid_voxels
 from jwst_ifualign.algorithms.collapse import collapse_sums
@@ -22,7 +28,7 @@ from jwst_ifualign.algorithms.fused import (
     usable_sums,
 )
 from jwst_ifualign.algorithms.resample import bilinear_footprint, resample_cube
-from jwst_ifualign.testing.simulate import MIRI_CH1, make_cube
+from jwst_ifualign.testing.simulate import MIRI_CH1, make_cube, write_association
 
 KEEP = np.uint32(~np.uint32(DO_NOT_USE | NON_SCIENCE))
 
@@ -230,3 +236,60 @@ def test_finish_equals_weighted_mean_result(implementation):
     uncovered = expected[2] == 0
     assert uncovered.any() and (~uncovered).any()
     assert np.all(flags[uncovered] == fill) and not np.any(flags[~uncovered] & DO_NOT_USE)
+
+
+_STEP_RUN = """
+import json, logging, sys
+import numpy as np
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+from jwst_ifualign import IFUAlignStep
+result = IFUAlignStep.call(sys.argv[1], configure_log=False)
+np.savez(sys.argv[2], data=result.data, err=result.err, dq=result.dq, count=result.weightmap)
+meta = result.meta.ifu_align.instance
+print(json.dumps({"kernels": meta["kernels"], "members": meta["members"]}))
+"""
+
+
+def test_step_gives_the_same_result_on_both_paths(tmp_path):
+    """IFUAlignStep end to end with JWST_IFUALIGN_KERNELS=numpy and =compiled: the same cube,
+    DQ and offsets; which path ran is logged and recorded in meta.ifu_align.kernels."""
+    sim = small_association(shape=(40, 35, 37))
+    rng = np.random.default_rng(41)
+    for member in sim.members[1:3]:  # scattered defects: the per-voxel parts of both paths
+        model = member.model
+        model.data[rng.random(model.data.shape) < 0.01] = np.nan
+        model.dq[rng.random(model.dq.shape) < 0.01] |= DO_NOT_USE
+    asn = write_association(sim, tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS")}
+    runs = {}
+    for choice in ("numpy", "compiled"):
+        if choice == "compiled" and kernels.compiled_module() is None:
+            continue
+        out = tmp_path / f"{choice}.npz"
+        run = subprocess.run(
+            [sys.executable, "-c", _STEP_RUN, str(asn), str(out)],
+            env={**env, kernels.ENVIRONMENT_VARIABLE: choice},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        record = json.loads(run.stdout.strip().splitlines()[-1])
+        assert record["kernels"] == choice
+        name = "the compiled kernels" if choice == "compiled" else "numpy"
+        assert f"Per-voxel passes ran with {name}" in run.stderr
+        runs[choice] = record, np.load(out)
+    if len(runs) < 2:
+        pytest.skip("the compiled kernels are not built: only the numpy path ran")
+    (ref_record, ref), (record, got) = runs["numpy"], runs["compiled"]
+    for a, b in zip(ref_record["members"], record["members"], strict=True):
+        assert a["dx"] == pytest.approx(b["dx"], abs=1e-6)
+        assert a["dy"] == pytest.approx(b["dy"], abs=1e-6)
+    np.testing.assert_array_equal(ref["dq"], got["dq"])
+    np.testing.assert_array_equal(ref["count"], got["count"])
+    np.testing.assert_array_equal(np.isnan(ref["data"]), np.isnan(got["data"]))
+    np.testing.assert_allclose(
+        got["data"], ref["data"], rtol=1e-5, atol=1e-6 * np.nanmax(ref["data"])
+    )
+    np.testing.assert_allclose(got["err"], ref["err"], rtol=1e-5, equal_nan=True)

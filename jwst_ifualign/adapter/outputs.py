@@ -20,6 +20,7 @@ from jwst.assign_wcs.pointing import create_fitswcs
 from stdatamodels.jwst import datamodels
 from stdatamodels.util import get_envar_as_boolean
 
+from ..algorithms.fused import implementation_in_use
 from ..exceptions import ParameterError
 from .inputs import calibrated_name
 
@@ -115,6 +116,7 @@ def build_output_model(reference, result, *, options, names):
         "output_grid": options.output_grid,
         "chunk_size": options.chunk_size,
         "parallel": options.parallel,
+        "kernels": implementation_in_use(),  # "compiled" or "numpy" (JWST_IFUALIGN_KERNELS)
         "grid_origin": [int(v) for v in result.grid_origin],
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,

@@ -37,9 +37,9 @@ ENVIRONMENT_VARIABLE = "JWST_IFUALIGN_KERNELS"
 CHOICES = ("auto", "compiled", "numpy")
 
 _BUILD_HINT = (
-    "Build them with a C compiler (gcc or clang) and the Python headers present: "
-    "pip install --force-reinstall --no-deps . (or, in a source checkout, "
-    "python setup.py build_ext --inplace); or set {var}=numpy (or auto) to use numpy."
+    "Reinstall with a C compiler (gcc or clang) and the Python headers present (pip install ., "
+    "or pip install -e . in a source checkout; pip install -v shows whether they were built), "
+    "or set {var}=numpy (or auto) to use numpy."
 )
 
 
