@@ -36,7 +36,7 @@ import numpy as np
 
 from . import kernels
 from .collapse import collapse_sums
-from .resample import KERNELS, _taps, translate_nearest, translate_parts
+from .resample import KERNELS, _taps, _translation_filters, translate_nearest, translate_parts
 
 __all__ = ["accumulate_translated", "finish_weighted_mean", "implementation_in_use", "usable_sums"]
 
@@ -67,6 +67,47 @@ def _usable(data, err, dq, do_not_use, positive_err):
     ok &= np.isfinite(data)
     ok &= (dq & np.uint32(do_not_use)) == 0
     return ok
+
+
+#: Fraction of a member's spaxels that are usable in some planes and not others above which
+#: the numpy path translates whole planes (:func:`_translate_planes`) rather than calling
+#: translate_parts (measured: per-voxel spaxels cost translate_parts about 0.4 ms each over
+#: 3600 planes; whole planes cost about 2.3 times its time on a clean cube, 50 x 50 spaxels).
+_MIXED_SPAXELS = 0.1
+
+
+def _translate_planes(data, err, valid, shift, out_shape, *, kernel):
+    """:func:`~jwst_ifualign.algorithms.resample.translate_parts` by whole-plane filters only.
+
+    The same rule (bicubic where the 16 neighbours are usable, else bilinear of the usable ones
+    renormalised; valid where the nearest input voxel is usable and the bilinear weight > 0),
+    with every quantity, the usable-neighbour counts included, filtered over all planes as band
+    matrix products; no per-voxel gathers, so it costs the same whatever the defects.
+    """
+    shift = (float(shift[0]), float(shift[1]))
+    in_shape, out_shape = tuple(data.shape[1:]), tuple(out_shape)
+    usable = valid.astype(np.float32)
+    d = np.where(valid, data, np.float32(0)).astype(np.float32, copy=False)
+    v = np.where(valid, err, np.float32(0)).astype(np.float32, copy=False)
+    np.multiply(v, v, out=v)
+    lin, lin_sq, _ = _translation_filters("bilinear", shift, in_shape, out_shape)
+    weight = lin(usable)
+    use = translate_nearest(valid, shift, out_shape, False) & (weight > 0)
+    with np.errstate(divide="ignore"):
+        inverse = np.where(use, np.float32(1) / weight, np.float32(0))
+    data_out = lin(d)
+    data_out *= inverse
+    var_out = lin_sq(v)
+    var_out *= inverse
+    var_out *= inverse
+    if kernel == "bicubic":
+        cub, cub_sq, cub_count = _translation_filters("bicubic", shift, in_shape, out_shape)
+        full = cub_count(usable) > 15.5
+        np.copyto(data_out, cub(d), where=full)
+        np.copyto(var_out, cub_sq(v), where=full)
+    data_out *= use
+    var_out[~use] = np.inf
+    return data_out, var_out, use
 
 
 def _words(array, dtype):
@@ -125,7 +166,11 @@ def accumulate_translated(members, total, flags, *, kernel, do_not_use, keep, im
         for data, err, dq, shift in members:
             valid = _usable(data, err, dq, do_not_use, positive_err=True)
             out_shape = total.wsum.shape[1:]
-            data_out, var_out, valid_out = translate_parts(
+            # translate_parts is fastest where usability does not change with wavelength; it
+            # takes a per-voxel path for the other spaxels, slower than whole planes when many.
+            mixed = valid.any(axis=0) & ~valid.all(axis=0)
+            translate = _translate_planes if mixed.mean() > _MIXED_SPAXELS else translate_parts
+            data_out, var_out, valid_out = translate(
                 data, err, valid, shift, out_shape, kernel=kernel
             )
             total.add(data_out, var_out, valid_out)
