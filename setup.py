@@ -6,6 +6,7 @@ headers), the build prints one line and goes on, and the package runs the same p
 """
 
 import sys
+import warnings
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -26,6 +27,13 @@ NOTICE = (
 # rely on neither signed overflow, floating-point traps nor errno (and IEEE results are
 # unchanged: no -ffast-math). -g0: no debug information (Python's CFLAGS carry -g).
 COMPILE_ARGS = ["-O3", "-fno-wrapv", "-fno-trapping-math", "-fno-math-errno", "-g0"]
+
+
+def _notice(reason):
+    """The one-line notice, as a warning: pip shows a build backend's warnings (not its output)."""
+    warnings.warn(NOTICE.format(reason=reason), stacklevel=2)
+
+
 # Strip the symbol table too where the linker takes -s (GNU ld, lld; not Apple's ld).
 LINK_ARGS = ["-s"] if sys.platform.startswith("linux") else []
 
@@ -58,7 +66,7 @@ class OptionalBuildExt(build_ext):
             reason = f"the C compiler {compiler[0]!r} failed or is missing"
         else:
             reason = " ".join(f"{type(error).__name__}: {error}".split())[:120]
-        print(NOTICE.format(reason=reason), file=sys.stderr, flush=True)
+        _notice(reason)
         self.extensions = []
         self.distribution.ext_modules = []
 
@@ -81,7 +89,7 @@ def _extensions():
     try:
         from Cython.Build import cythonize
     except ImportError:
-        print(NOTICE.format(reason="Cython is not installed"), file=sys.stderr, flush=True)
+        _notice("Cython is not installed")
         return []
     extension = Extension(
         "jwst_ifualign.algorithms._translate",

@@ -11,8 +11,10 @@ even sizes, and for big-endian (FITS) arrays.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -310,3 +312,54 @@ def test_step_gives_the_same_result_on_both_paths(tmp_path):
         got["data"], ref["data"], rtol=1e-5, atol=1e-6 * np.nanmax(ref["data"])
     )
     np.testing.assert_allclose(got["err"], ref["err"], rtol=1e-5, equal_nan=True)
+
+
+_SELECT = """
+import os
+from jwst_ifualign.algorithms import kernels
+print(kernels.__file__)
+for value in ("auto", "", "numpy", "compiled", "fast"):
+    os.environ[kernels.ENVIRONMENT_VARIABLE] = value
+    try:
+        print(repr(value), kernels.selected())
+    except (ImportError, ValueError) as error:
+        print(repr(value), type(error).__name__, error)
+"""
+
+
+def test_selection_where_the_kernels_are_not_built(tmp_path):
+    """A copy of the package without the compiled module: auto and numpy run numpy; compiled
+    is an error that says how to build the kernels; an unknown value names the variable."""
+    source = Path(kernels.__file__).parents[1]
+    shutil.copytree(
+        source,
+        tmp_path / source.name,
+        ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"),
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _SELECT],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,  # not the source tree, which ``python -c`` would put first on sys.path
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    where, *rest = run.stdout.strip().splitlines()
+    assert Path(where).is_relative_to(tmp_path), where  # the copy was imported
+    lines = dict(line.split(" ", 1) for line in rest)
+    assert lines["'auto'"] == lines["''"] == lines["'numpy'"] == "numpy"
+    assert lines["'compiled'"].startswith("KernelsUnavailableError")
+    assert (
+        "C compiler" in lines["'compiled'"] and "JWST_IFUALIGN_KERNELS=numpy" in lines["'compiled'"]
+    )
+    assert (
+        lines["'fast'"].startswith("ValueError")
+        and "JWST_IFUALIGN_KERNELS='fast'" in lines["'fast'"]
+    )
+
+
+def test_implementation_keyword_is_checked():
+    with pytest.raises(ValueError, match="implementation must be one of auto, compiled, numpy"):
+        kernels.selected("fast")

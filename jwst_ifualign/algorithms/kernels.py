@@ -38,7 +38,7 @@ CHOICES = ("auto", "compiled", "numpy")
 
 _BUILD_HINT = (
     "Reinstall with a C compiler (gcc or clang) and the Python headers present (pip install ., "
-    "or pip install -e . in a source checkout; pip install -v shows whether they were built), "
+    "or pip install -e . in a source checkout; without a compiler pip prints a notice), "
     "or set {var}=numpy (or auto) to use numpy."
 )
 
