@@ -257,15 +257,30 @@ def test_finish_equals_weighted_mean_result(implementation):
     assert np.all(flags[uncovered] == fill) and not np.any(flags[~uncovered] & DO_NOT_USE)
 
 
-_STEP_RUN = """
-import json, logging, sys
+# Runs the step once per implementation named on the command line, in one fresh process (the
+# variable set as a user would, in that process only); prints one JSON line per run.
+_STEP_RUNS = """
+import json, logging, os, sys
 import numpy as np
-logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from jwst_ifualign import IFUAlignStep
-result = IFUAlignStep.call(sys.argv[1], configure_log=False)
-np.savez(sys.argv[2], data=result.data, err=result.err, dq=result.dq, count=result.weightmap)
-meta = result.meta.ifu_align.instance
-print(json.dumps({"kernels": meta["kernels"], "members": meta["members"]}))
+
+class Lines(logging.Handler):
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+handler = Lines()
+logging.getLogger("jwst_ifualign").addHandler(handler)
+logging.getLogger("jwst_ifualign").setLevel(logging.INFO)
+asn, folder = sys.argv[1:3]
+for choice in sys.argv[3:]:
+    os.environ["JWST_IFUALIGN_KERNELS"] = choice
+    handler.lines = []
+    result = IFUAlignStep.call(asn, configure_log=False)
+    arrays = dict(data=result.data, err=result.err, dq=result.dq, count=result.weightmap)
+    np.savez(os.path.join(folder, choice + ".npz"), **arrays)
+    meta = result.meta.ifu_align.instance
+    log = [line for line in handler.lines if line.startswith("Per-voxel passes")]
+    print(json.dumps({"kernels": meta["kernels"], "members": meta["members"], "log": log}))
 """
 
 
@@ -279,26 +294,26 @@ def test_step_gives_the_same_result_on_both_paths(tmp_path):
         model.data[rng.random(model.data.shape) < 0.01] = np.nan
         model.dq[rng.random(model.dq.shape) < 0.01] |= DO_NOT_USE
     asn = write_association(sim, tmp_path / "data")
+    choices = ["numpy"] + (["compiled"] if kernels.compiled_module() is not None else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS")}
+    run = subprocess.run(
+        [sys.executable, "-c", _STEP_RUNS, str(asn), str(tmp_path), *choices],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
     runs = {}
-    for choice in ("numpy", "compiled"):
-        if choice == "compiled" and kernels.compiled_module() is None:
-            continue
-        out = tmp_path / f"{choice}.npz"
-        run = subprocess.run(
-            [sys.executable, "-c", _STEP_RUN, str(asn), str(out)],
-            env={**env, kernels.ENVIRONMENT_VARIABLE: choice},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr
-        record = json.loads(run.stdout.strip().splitlines()[-1])
+    for choice, line in zip(choices, run.stdout.strip().splitlines()[-len(choices) :], strict=True):
+        record = json.loads(line)
         assert record["kernels"] == choice
         name = "the compiled kernels" if choice == "compiled" else "numpy"
-        assert f"Per-voxel passes ran with {name}" in run.stderr
-        runs[choice] = record, np.load(out)
+        assert len(record["log"]) == 1 and record["log"][0].startswith(
+            f"Per-voxel passes ran with {name} (JWST_IFUALIGN_KERNELS={choice}"
+        ), record["log"]
+        runs[choice] = record, np.load(tmp_path / f"{choice}.npz")
     if len(runs) < 2:
         pytest.skip("the compiled kernels are not built: only the numpy path ran")
     (ref_record, ref), (record, got) = runs["numpy"], runs["compiled"]
