@@ -1,4 +1,4 @@
-"""Build the optional C kernels, jwst_ifualign.algorithms._translate (the rest is in pyproject.toml).
+"""Build the optional C kernels, jwst_ifualign.algorithms._translate (the rest: pyproject.toml).
 
 The kernels are optional, as in stcal: where they cannot be built (no C compiler, no Python
 headers), the build prints one line and goes on, and the package runs the same passes in numpy

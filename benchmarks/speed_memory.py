@@ -279,7 +279,8 @@ def main(argv=None):
     scenarios.print_tables(
         [
             (
-                "Peak memory of the step (fresh subprocess; peak = high-water RSS - RSS after loading)",
+                "Peak memory of the step (fresh subprocess; "
+                "peak = high-water RSS - RSS after loading)",
                 HEADERS,
                 rows,
             ),

@@ -14,16 +14,18 @@
 
 A voxel is *usable* when its data and error are finite, its error is >= 0 (> 0 for the weighted
 mean, whose weight is ``1 / err**2``) and its DQ lacks ``DO_NOT_USE``, as
-:func:`jwst_ifualign.adapter.results.valid_voxels`. Both read float32 and uint32 arrays of either byte
-order in place (FITS cubes are big-endian); other dtypes are converted first.
+:func:`jwst_ifualign.adapter.results.valid_voxels`. Both read float32 and uint32 arrays of either
+byte order in place (FITS cubes are big-endian); other dtypes are converted first.
 
 Each function runs the compiled kernels (``csrc/translate.c``, fused passes in float32) or the
-numpy functions they were written from (:func:`~jwst_ifualign.algorithms.resample.translate_parts`
-with :class:`~jwst_ifualign.algorithms.combine.WeightedMean`,
+numpy functions they were written from (:func:`~jwst_ifualign.algorithms.resample.translate_parts`,
+or :func:`_translate_planes` for members with many scattered unusable voxels, with
+:class:`~jwst_ifualign.algorithms.combine.WeightedMean`;
 :func:`~jwst_ifualign.algorithms.collapse.collapse_sums`), as
 :func:`jwst_ifualign.algorithms.kernels.selected` says (environment variable
-``JWST_IFUALIGN_KERNELS``: ``auto``, ``compiled`` or ``numpy``). numpy is the reference; the
-tests hold the two equal (to float32 rounding of sums taken in another order).
+``JWST_IFUALIGN_KERNELS``: ``auto``, ``compiled`` or ``numpy``; or the ``implementation``
+keyword). The tests hold both to the reference rule
+(:func:`~jwst_ifualign.algorithms.resample.resample_cube`; float32 sums in another order).
 """
 
 from __future__ import annotations
