@@ -14,8 +14,11 @@ from setuptools.errors import CCompilerError, PlatformError
 
 try:
     from setuptools.command.bdist_wheel import bdist_wheel
-except ImportError:  # setuptools < 70.1: the wheel package's
-    from wheel.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools < 70.1: the wheel package's, if any (python setup.py build_ext)
+    try:
+        from wheel.bdist_wheel import bdist_wheel
+    except ImportError:
+        bdist_wheel = None
 
 NOTICE = (
     "jwst_ifualign: the compiled kernels were not built ({reason}); the package will use its "
@@ -75,13 +78,15 @@ class _Skipped(Exception):
     """The notice has been printed; unwind the rest of build_ext."""
 
 
-class Bdist_wheel(bdist_wheel):
-    """A pure-Python wheel (``py3-none-any``) when the kernels were not built."""
+if bdist_wheel is not None:
 
-    def get_tag(self):
-        if not OptionalBuildExt.built:
-            self.root_is_pure = True
-        return super().get_tag()
+    class Bdist_wheel(bdist_wheel):
+        """A pure-Python wheel (``py3-none-any``) when the kernels were not built."""
+
+        def get_tag(self):
+            if not OptionalBuildExt.built:
+                self.root_is_pure = True
+            return super().get_tag()
 
 
 def _extensions():
@@ -104,7 +109,7 @@ def _extensions():
     return cythonize([extension], language_level=3)
 
 
-setup(
-    ext_modules=_extensions(),
-    cmdclass={"build_ext": OptionalBuildExt, "bdist_wheel": Bdist_wheel},
-)
+commands = {"build_ext": OptionalBuildExt}
+if bdist_wheel is not None:
+    commands["bdist_wheel"] = Bdist_wheel
+setup(ext_modules=_extensions(), cmdclass=commands)
