@@ -19,7 +19,10 @@ the end lists every failing case (seed, corruption) with the exception type, mes
 was raised, so that the package can be fixed.
 
 The cases run in two worker processes (``FUZZ_WORKERS``, default 2; 1 runs them in this
-process), which keeps the 207 cases under two minutes on two cores.
+process). By default only the first ``FAST_CASES`` seeds run (every corruption kind twice, about
+a fifth of the time); the other 161 of the 207 are marked ``slow``, which the default
+``-m "not slow"`` of the test configuration deselects: ``python -m pytest -m slow`` runs them
+(CI does, after the default run).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ import pytest
 
 #: Number of corrupted cases (cycled over the 23 corruption kinds: each runs 9 times).
 N_CASES = 207
+#: Cases of the default run: seeds 0 to FAST_CASES - 1, every corruption kind twice.
+FAST_CASES = 46
 #: Cube shape (nwave, ny, nx): tiny, so one case takes a fraction of a second.
 SHAPE = (8, 15, 17)
 #: True pointing errors (arcsec) and commanded dithers (arcsec) of the three members.
@@ -863,9 +868,9 @@ def fuzz_bases(tmp_path_factory):
     return [build_base(root / "linear", tabular=False), build_base(root / "wavetab", tabular=True)]
 
 
-def test_corrupted_inputs_fail_cleanly_or_succeed_correctly(fuzz_bases, tmp_path):
-    seeds = list(range(N_CASES))
-    outcomes = _run_all(seeds, fuzz_bases, tmp_path)
+def _run_and_check(seeds, bases, workdir):
+    """Run the cases of ``seeds``; one assertion listing every case that went wrong."""
+    outcomes = _run_all(seeds, bases, workdir)
     assert [o.seed for o in outcomes] == seeds
     assert {o.kind for o in outcomes} == set(CORRUPTIONS)
 
@@ -883,3 +888,14 @@ def test_corrupted_inputs_fail_cleanly_or_succeed_correctly(fuzz_bases, tmp_path
             for o in wrong
         ]
     assert not lines, "\n".join(lines)
+
+
+def test_corrupted_inputs_fail_cleanly_or_succeed_correctly(fuzz_bases, tmp_path):
+    """Every corruption kind twice (seeds 0 to FAST_CASES - 1)."""
+    _run_and_check(list(range(FAST_CASES)), fuzz_bases, tmp_path)
+
+
+@pytest.mark.slow
+def test_corrupted_inputs_all_seeds(fuzz_bases, tmp_path):
+    """The other seeds up to N_CASES: every corruption kind seven more times."""
+    _run_and_check(list(range(FAST_CASES, N_CASES)), fuzz_bases, tmp_path)

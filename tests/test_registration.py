@@ -1,15 +1,11 @@
 """Every registration method returns the package's one convention, on odd and even sizes."""
 
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import numpy as np
 import pytest
 from scipy.special import erf
 
-from jwst_ifualign.algorithms.image_registration_import import Deferred
 from jwst_ifualign.algorithms.registration import (
     METHODS,
     RegistrationError,
@@ -85,65 +81,6 @@ def test_library_defect_odd_sizes_and_fix():
     fixed = measure_offset(ref, img, method="cross_correlation")
     assert fixed.dx == pytest.approx(1.0, abs=0.005)
     assert fixed.dy == pytest.approx(-2.0, abs=0.005)
-
-
-def _modules_loaded_after(code):
-    """Run ``code`` in a fresh interpreter; return which of pyplot and pytest it left loaded."""
-    probe = textwrap.dedent(code) + textwrap.dedent(
-        """
-        import sys
-        print(" ".join(m for m in ("matplotlib.pyplot", "pytest") if m in sys.modules))
-        """
-    )
-    command = [sys.executable, "-W", "ignore", "-c", probe]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert run.returncode == 0, run.stderr
-    return run.stdout.strip().splitlines()[-1].split() if run.stdout.strip() else []
-
-
-def test_library_defect_import_loads_pyplot_and_pytest_and_fix():
-    """``import image_registration`` loads matplotlib.pyplot and pytest; our import loads neither.
-
-    Every method still runs in that state, and the deferred modules load on first use.
-    """
-    assert _modules_loaded_after("import image_registration") == ["matplotlib.pyplot", "pytest"]
-    fixed = _modules_loaded_after(
-        """
-        import numpy as np
-        from jwst_ifualign.algorithms.registration import METHODS, measure_offset
-        yy, xx = np.indices((21, 23), dtype=float)
-        def blob(dx, dy):
-            return np.exp(-((xx - 11.2 - dx) ** 2 + (yy - 9.7 - dy) ** 2) / 4.0) + 0.01
-        for method in METHODS:
-            found = measure_offset(blob(0, 0), blob(0.3, -0.6), method=method)
-            assert abs(found.dx - 0.3) < 0.05 and abs(found.dy + 0.6) < 0.05, (method, found)
-        """
-    )
-    assert fixed == []
-    later = _modules_loaded_after(
-        """
-        import jwst_ifualign.algorithms.registration
-        import image_registration
-        assert callable(image_registration.chi2_shifts.iterative_zoom.iterative_zoom)
-        assert callable(image_registration.tests.make_offset_images)
-        """
-    )
-    assert later == ["matplotlib.pyplot", "pytest"]
-
-
-def test_deferred_module_stand_in():
-    """The stand-in forwards public names on first use, never dunders, never to itself."""
-    stand_in = Deferred("json")
-    assert stand_in.dumps([1, 2]) == "[1, 2]"
-    with pytest.raises(AttributeError):
-        stand_in.__file__  # noqa: B018  (inspect.getmodule reads this on every module)
-    name = "jwst_ifualign_test_pending_module"
-    sys.modules[name] = pending = Deferred(name)
-    try:
-        with pytest.raises(AttributeError, match="no attribute 'anything'"):
-            pending.anything  # noqa: B018  (registered: importing would return the stand-in)
-    finally:
-        del sys.modules[name]
 
 
 def test_library_peak_fit_bias_and_refinement():

@@ -22,6 +22,7 @@ from jwst.assign_wcs.pointing import create_fitswcs
 from stdatamodels.jwst import datamodels
 from stdatamodels.util import get_envar_as_boolean
 
+from ..algorithms.fused import implementation_in_use
 from ..exceptions import ParameterError
 from .inputs import calibrated_name
 from .parameters import options_record
@@ -108,6 +109,7 @@ def build_output_model(reference, result, *, options, names):
         "package_version": _package_version(),
         **options_record(options, names[result.reference_index]),
         "pair_fit": _pair_fit_record(result.pair_fit, names),
+        "kernels": implementation_in_use(),  # "compiled" or "numpy" (JWST_IFUALIGN_KERNELS)
         "grid_origin": [int(v) for v in result.grid_origin],
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,

@@ -42,13 +42,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from .image_registration_import import import_image_registration
 from .offset import Offset
-
-# Without the matplotlib.pyplot and pytest that image_registration's __init__ imports (unused).
-_image_registration = import_image_registration()
-cross_correlation_shifts = _image_registration.cross_correlation_shifts
-register_images = _image_registration.register_images
 
 __all__ = ["METHODS", "RegistrationError", "chi2_map", "measure_offset", "resolution"]
 
@@ -291,9 +285,29 @@ def _chi2(ref, img, sigma, *, upsample_factor):
     return Offset(float(dx), float(dy), float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1])))
 
 
+def _image_registration():
+    """The image_registration package, imported where a method uses it (dft, cross_correlation).
+
+    Imported here rather than with this module: ``chi2`` and ``centroid`` do not need it, and its
+    ``__init__`` loads matplotlib.pyplot and pytest. That import emits astropy's deprecation of
+    ``TestRunner``/``TestRunnerBase`` (image_registration 0.2.10 builds its test runner at import
+    time); only that warning is ignored.
+    """
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"The TestRunner(Base)? class is deprecated",
+            category=AstropyDeprecationWarning,
+        )
+        import image_registration
+    return image_registration
+
+
 def _dft(ref, img, sigma, *, upsample_factor):
     usfac = DFT_UPSAMPLE_DEFAULT if upsample_factor is None else int(upsample_factor)
-    dx, dy = register_images(ref, img, usfac=usfac, zeromean=False)
+    dx, dy = _image_registration().register_images(ref, img, usfac=usfac, zeromean=False)
     return Offset(float(dx), float(dy))
 
 
@@ -331,7 +345,7 @@ def _cross_correlation(ref, img, sigma, *, upsample_factor):
     goes to zero; the caller moves ``img`` by its current estimate first, so only a small
     residual is measured.
     """
-    dx, dy = cross_correlation_shifts(ref, img, zeromean=False)
+    dx, dy = _image_registration().cross_correlation_shifts(ref, img, zeromean=False)
     return Offset(float(dx), float(dy))
 
 
