@@ -11,7 +11,8 @@ own base name (``meta.filename``, the association's product) and the names of it
 Expected failures (bad input, bad parameter) raise :class:`~jwst_ifualign.InputError` or
 :class:`~jwst_ifualign.ParameterError` before any output is written, as jwst's steps raise
 rather than return a FAILED product; ``meta.cal_step.ifu_align`` is COMPLETE for an aligned
-product and SKIPPED for a single-member pass-through.
+product and SKIPPED for a single-member pass-through (COMPLETE when that one cube is tied to a
+reference image or catalog).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from jwst.stpipe import Step, record_step_status
 from jwst.stpipe.core import JwstStep
 
+from .adapter.absolute import load_absolute_reference, tie_to_reference
 from .adapter.align import align_members, pass_through
 from .adapter.diagnostics import alignment_images, plot_alignment
 from .adapter.inputs import load_members
@@ -110,12 +112,16 @@ class IFUAlignStep(Step):
         """
         options = AlignOptions.from_step(self)
         saving = bool(self.save_results)
+        absolute = load_absolute_reference(options)
         members = load_members(step_input, reference=options.reference)
         try:
             single = len(members.models) == 1
             result = pass_through(members) if single else align_members(members, options)
             reference = members.models[result.reference_index]
             model = build_output_model(reference, result, options=options, names=members.names)
+            if absolute is not None:
+                result = tie_to_reference(result, model, members.models, absolute, options)
+                model = build_output_model(reference, result, options=options, names=members.names)
             table = offsets_table(result, options=options, names=members.names)
             images = (
                 alignment_images(members.models, table, model)
@@ -124,7 +130,9 @@ class IFUAlignStep(Step):
             )
         finally:
             members.close()
-        record_step_status(model, self.class_alias, status="SKIPPED" if single else "COMPLETE")
+        # A single cube tied to an image or catalog is a product too.
+        skipped = single and absolute is None
+        record_step_status(model, self.class_alias, status="SKIPPED" if skipped else "COMPLETE")
         model.meta.filename = f"{members.product_name}{self.output_ext}"
         if saving:
             self._write_side_files(model, table, images, members.names)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import asdf
 import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from jwst.assign_wcs.pointing import create_fitswcs
 from stdatamodels.jwst import datamodels
@@ -100,8 +102,10 @@ def build_output_model(reference, result, *, options, names):
         nwave, ny, nx = result.data.shape
         model.meta.wcs = create_fitswcs(model)
         model.meta.wcs.bounding_box = ((0, nx - 1), (0, ny - 1), (0, nwave - 1))
+    if result.absolute is not None:
+        _shift_celestial_wcs(model, result.absolute.ra_offset, result.absolute.dec_offset)
     model.meta.cal_step.ifu_align = "COMPLETE"
-    model.meta.ifu_align = {
+    record = {
         "package_version": _package_version(),
         **options_record(options, names[result.reference_index]),
         "pair_fit": _pair_fit_record(result.pair_fit, names),
@@ -111,8 +115,41 @@ def build_output_model(reference, result, *, options, names):
         "convention": OFFSET_CONVENTION,
         "members": [_member_record(r) for r in result.members],
     }
+    if result.absolute is not None:
+        record["absolute"] = absolute_record(result.absolute)
+    model.meta.ifu_align = record
     model._validate_on_assignment = get_envar_as_boolean("VALIDATE_ON_ASSIGNMENT", True)
     return model
+
+
+def _shift_celestial_wcs(model, ra_offset, dec_offset):
+    """Move the cube's celestial WCS by a correction in arcsec (RA offset times cos Dec), as
+    cube_build's ``offset_file`` moves an exposure: the tangent point is moved and ``meta.wcs``
+    rebuilt from ``meta.wcsinfo`` (so the SCI header's FITS WCS says the same)."""
+    w = model.meta.wcsinfo
+    moved = SkyCoord(w.crval1 * u.deg, w.crval2 * u.deg).spherical_offsets_by(
+        ra_offset * u.arcsec, dec_offset * u.arcsec
+    )
+    w.crval1, w.crval2 = float(moved.ra.deg), float(moved.dec.deg)
+    nwave, ny, nx = model.data.shape
+    model.meta.wcs = create_fitswcs(model)
+    model.meta.wcs.bounding_box = ((0, nx - 1), (0, ny - 1), (0, nwave - 1))
+
+
+def absolute_record(correction):
+    """Metadata of an absolute correction (``meta.ifu_align.absolute``, the table's meta)."""
+    return {
+        "kind": correction.kind,
+        "reference": correction.reference,
+        "ra_offset": _f(correction.ra_offset),
+        "dec_offset": _f(correction.dec_offset),
+        "ra_offset_err": _f(correction.ra_offset_err),
+        "dec_offset_err": _f(correction.dec_offset_err),
+        "convention": "arcsec on the sky (RA offset times cos Dec) added to the reference "
+        "member's coordinates to put it on the reference image's or catalog's frame; every "
+        "member's ra_offset_abs = ra_offset + this",
+        "details": correction.details,
+    }
 
 
 def _pair_fit_record(fit, names):
@@ -148,6 +185,9 @@ def _member_record(r):
         "dec_offset": _f(r.dec_offset),
         "flag": r.flag,
     }
+    if np.isfinite(r.ra_offset_abs):
+        rec["ra_offset_abs"] = _f(r.ra_offset_abs)
+        rec["dec_offset_abs"] = _f(r.dec_offset_abs)
     if r.measurement is not None:
         rec["dx_chunks"] = [_f(c.dx) for c in r.measurement.chunks]
         rec["dy_chunks"] = [_f(c.dy) for c in r.measurement.chunks]
@@ -207,6 +247,11 @@ def offsets_table(result, *, options, names):
             }
         )
     table = Table(rows=rows)
+    if result.absolute is not None:
+        for col in ("ra_offset_abs", "dec_offset_abs", "ra_offset_abs_err", "dec_offset_abs_err"):
+            table[col] = [getattr(r, col) for r in result.members]
+            table[col].unit = "arcsec"
+        table.meta["absolute"] = absolute_record(result.absolute)
     for col in ("dx", "dy", "dx_err", "dy_err", "dx_formal_err", "dy_formal_err",
                 "dx_empirical_err", "dy_empirical_err", "dx_chunks", "dy_chunks"):
         table[col].unit = "pix"
@@ -235,13 +280,17 @@ def offset_file_tree(table):
     """Tree of a cube_build ``offset_file`` (schema ``jwst/cube_build/ifuoffset.schema.yaml``).
 
     ``filename`` lists the members' calibrated exposures (``_cal.fits``, the names cube_build
-    sees in calwebb_spec3); offsets are the applied corrections in arcsec.
+    sees in calwebb_spec3); offsets are the applied corrections in arcsec: onto the reference
+    image's or catalog's frame when the table has them (``ra_offset_abs``), else onto the
+    reference member's.
     """
+    absolute = "ra_offset_abs" in table.colnames
+    ra, dec = ("ra_offset_abs", "dec_offset_abs") if absolute else ("ra_offset", "dec_offset")
     return {
         "units": "arcsec",
         "filename": [str(f) for f in table["cal_file"]],
-        "raoffset": [float(v) for v in table["ra_offset"]],
-        "decoffset": [float(v) for v in table["dec_offset"]],
+        "raoffset": [float(v) for v in table[ra]],
+        "decoffset": [float(v) for v in table[dec]],
     }
 
 

@@ -280,6 +280,30 @@ PARAMETERS = (
         "dask.distributed client); same result",
     ),
     Parameter(
+        "reference_image",
+        "string",
+        None,
+        "Absolute astrometry: a JWST image (_i2d or _cal) or a FITS image with a celestial WCS of "
+        "the same field; the combined cube's band image is registered to it and every offset "
+        "(the reference member's too) puts the members on the image's frame",
+    ),
+    Parameter(
+        "reference_catalog",
+        "string",
+        None,
+        "Absolute astrometry: an ECSV of compact sources, ra and dec in degrees (optional ra_err, "
+        "dec_err in arcsec); every listed source inside the cubes is fitted and the offsets put "
+        "the members on the catalog's frame",
+    ),
+    Parameter(
+        "filter_throughput",
+        "string",
+        None,
+        "ECSV of wavelength (microns) and throughput of reference_image's filter, weighting the "
+        "cube's planes; default: a top hat over the filter's band (known JWST filters), else "
+        "all planes",
+    ),
+    Parameter(
         "save_diagnostics",
         "boolean",
         False,

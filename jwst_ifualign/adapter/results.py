@@ -60,7 +60,11 @@ class MemberResult:
         "ok" (measured and applied), "reference", "rejected_max_shift", "rejected_low_snr",
         "not_measured" or "no_data".
     ra_offset, dec_offset, ra_offset_err, dec_offset_err : float
-        Applied correction for cube_build's offset_file, arcsec (RA times cos Dec).
+        Applied correction for cube_build's offset_file, arcsec (RA times cos Dec), relative to
+        the reference member.
+    ra_offset_abs, dec_offset_abs, ra_offset_abs_err, dec_offset_abs_err : float
+        With a reference image or catalog: the correction onto that frame (the relative one plus
+        the reference frame's absolute correction), arcsec; NaN otherwise.
     measurement : MemberMeasurement or None
         Details (formal error, chunk offsets), None for the reference or when not measured.
     """
@@ -74,6 +78,10 @@ class MemberResult:
     ra_offset_err: float = 0.0
     dec_offset_err: float = 0.0
     measurement: MemberMeasurement | None = None
+    ra_offset_abs: float = np.nan
+    dec_offset_abs: float = np.nan
+    ra_offset_abs_err: float = np.nan
+    dec_offset_abs_err: float = np.nan
 
     @property
     def accepted(self):
@@ -88,7 +96,9 @@ class AlignResult:
     ``grid_origin`` is the reference pixel of output pixel (0, 0): (0, 0) for the reference's
     own grid, negative values for a grid extended by ``output_grid="union"``.
     ``reference_index`` is the reference member's index (0 to N - 1), resolved once from the
-    ``reference`` option.
+    ``reference`` option. ``absolute`` is the
+    :class:`~jwst_ifualign.adapter.absolute.AbsoluteCorrection` of the reference frame when the
+    offsets were tied to a reference image or catalog, else None.
     """
 
     data: np.ndarray
@@ -102,6 +112,7 @@ class AlignResult:
     pair_fit: object = None
     grid_origin: tuple = (0, 0)
     reference_index: int = 0
+    absolute: object = None
 
 
 def valid_voxels(model, z0, z1, *, positive_err=False):

@@ -40,6 +40,8 @@ from stdatamodels.jwst.datamodels.dqflags import pixel as dq_flags
 DO_NOT_USE, NON_SCIENCE = dq_flags["DO_NOT_USE"], dq_flags["NON_SCIENCE"]
 
 __all__ = [
+    "BLOB_FWHM_ARCSEC",
+    "BLOB_OFFSET_ARCSEC",
     "InstrumentSetup",
     "MIRI_CH1",
     "NIRSPEC_G395H",
@@ -48,7 +50,13 @@ __all__ = [
     "make_cube",
     "simulate_association",
     "write_association",
+    "scene_spectrum",
 ]
+
+#: Offset (arcsec East, North) of the extended blob from the point source, on the sky.
+BLOB_OFFSET_ARCSEC = (0.55, -0.40)
+#: Intrinsic FWHM of the extended blob, arcsec (convolved with the PSF).
+BLOB_FWHM_ARCSEC = 1.0
 
 
 @dataclass(frozen=True)
@@ -310,13 +318,11 @@ def make_cube(
     sig_psf = fwhm / cdelt / 2.3548
     xs, ys = to_pixel(*source)
     psf = _gaussian_cube(xs, ys, sig_psf, (nwave, ny, nx))
-    xb, yb = to_pixel(*source, dra=0.55, ddec=-0.40)
-    blob_sigma = np.hypot(1.0 / 2.3548 / cdelt, sig_psf)
+    xb, yb = to_pixel(*source, *BLOB_OFFSET_ARCSEC)
+    blob_sigma = np.hypot(BLOB_FWHM_ARCSEC / 2.3548 / cdelt, sig_psf)
     blob = _gaussian_cube(xb, yb, blob_sigma, (nwave, ny, nx))
 
-    lo, hi = setup.wave_range_um
-    continuum = 100.0 * (wavelengths / lo) ** -1.0
-    line = 1.0 + 3.0 * np.exp(-0.5 * ((wavelengths - (lo + 0.55 * (hi - lo))) / (0.002 * lo)) ** 2)
+    continuum, line = scene_spectrum(setup, wavelengths)
     pix_area = 1.0  # fluxes are in spaxel units, so the cube is directly surface brightness
     signal = (
         source_fraction * continuum[:, None, None] * psf
@@ -346,6 +352,20 @@ def make_cube(
     model.dq = dq
     model.weightmap = wmap.astype(np.float32)
     return model
+
+
+def scene_spectrum(setup, wavelengths):
+    """Continuum and emission-line profile of the simulated scene at ``wavelengths`` (microns).
+
+    Returns ``(continuum, line)``, arrays like ``wavelengths``: the point source's flux per
+    spaxel is ``continuum`` times its PSF fraction, the blob's ``2 * continuum * line`` times its
+    profile, the background ``0.02 * continuum``.
+    """
+    lo, hi = setup.wave_range_um
+    wavelengths = np.asarray(wavelengths, float)
+    continuum = 100.0 * (wavelengths / lo) ** -1.0
+    line = 1.0 + 3.0 * np.exp(-0.5 * ((wavelengths - (lo + 0.55 * (hi - lo))) / (0.002 * lo)) ** 2)
+    return continuum, line
 
 
 def _fill_meta(model, setup, filename, source):
