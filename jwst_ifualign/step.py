@@ -59,7 +59,7 @@ class IFUAlignStep(Step):
     reference = integer(default=0)  # Index of the reference member in the association (negative counts from the end)
     max_shift = float(min=0, default=3.0)  # Largest accepted offset in pixels; a member beyond it is combined with its WCS alone and flagged
     min_snr = float(min=0, default=5.0)  # Smallest peak S/N of a member's collapsed image for its offset to be measured; below it the member is combined with its WCS alone and flagged
-    solution = option("pairs", "reference", default="pairs")  # pairs: every pair of members measured and all offsets solved by weighted least squares; reference: each member against the reference only
+    solution = option("pairs", "reference", default="pairs")  # pairs: a member that does not overlap the reference is measured against the members it overlaps and solved through them (least squares over the overlap graph); reference: each member against the reference only
     kernel = option("bicubic", "bilinear", default="bicubic")  # Resampling kernel: bicubic (Keys; keeps the PSF sharp, bilinear at footprint edges) or bilinear
     output_grid = option("reference", "union", default="reference")  # reference: the reference member's grid; union: the reference's projection and scale extended to cover every member's footprint
     chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)

@@ -27,6 +27,7 @@ from .results import (  # noqa: F401 - re-exported: the public names of the adap
     FLAG_LOW_SNR,
     FLAG_MAX_SHIFT,
     FLAG_NO_DATA,
+    FLAG_NOT_CONNECTED,
     FLAG_NOT_MEASURED,
     FLAG_REFERENCE,
     AlignOptions,
