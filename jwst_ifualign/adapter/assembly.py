@@ -311,7 +311,8 @@ def run_blocks(block, bounds, parallel, *, remote=None):
         tasks = [dask.delayed(block)(z0, z1) for z0, z1 in bounds]
         yield from dask.compute(*tasks, scheduler="threads")
         return
-    log.info("Combining %d wavelength blocks on the dask.distributed client %s", len(bounds), client)
+    log.info("Combining %d wavelength blocks on the dask.distributed client %s", len(bounds),
+             client)
     futures = []
     for z0, z1 in bounds:
         function, args, kwargs = remote(z0, z1)
