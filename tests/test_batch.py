@@ -15,7 +15,21 @@ pytest.importorskip("distributed")
 from jwst_ifualign.scripts.batch import main  # noqa: E402 - after the skip
 
 N_ASSOCIATIONS = 8
-STEP_ARGS = ["--method=cross_correlation", "--error_chunks=3"]
+#: A step option given on the command line; the method comes from a parameter file.
+STEP_ARGS = ["--error_chunks=3"]
+
+
+@pytest.fixture(scope="module")
+def parameter_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "my_ifu_align.asdf"
+    tree = {
+        "class": "jwst_ifualign.step.IFUAlignStep",
+        "name": "ifu_align",
+        "parameters": {"method": "cross_correlation"},
+    }
+    with asdf.AsdfFile(tree) as af:
+        af.write_to(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +73,7 @@ def assert_same_outputs(a, b):
 
 
 def test_batch_writes_what_strun_writes_and_goes_on_after_a_failure(
-    associations, tmp_path, capsys
+    associations, parameter_file, tmp_path, capsys
 ):
     # A ninth association whose member is missing: reported, the others go on.
     bad = tmp_path / "broken" / "asn.json"
@@ -71,7 +85,7 @@ def test_batch_writes_what_strun_writes_and_goes_on_after_a_failure(
     batch_out = tmp_path / "batch_out"
     status = main(
         [*(str(p.parent) for p in associations), str(bad), f"--output_dir={batch_out}",
-         "--workers=2", "--no-progress", *STEP_ARGS]
+         "--workers=2", "--no-progress", f"--config={parameter_file}", *STEP_ARGS]
     )
     report = capsys.readouterr().out
     assert status == 1
@@ -91,13 +105,18 @@ def test_batch_writes_what_strun_writes_and_goes_on_after_a_failure(
     strun_out.mkdir()
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(
-            lambda p: run_strun(["ifu_align", str(p), f"--output_dir={strun_out}", *STEP_ARGS],
-                                cwd=tmp_path),
+            lambda p: run_strun(
+                [str(parameter_file), str(p), f"--output_dir={strun_out}", *STEP_ARGS],
+                cwd=tmp_path,
+            ),
             associations,
         ))
     assert all(r.returncode == 0 for r in runs), [r.stderr[-500:] for r in runs]
     assert len(list(strun_out.glob("*_ifualign.fits"))) == N_ASSOCIATIONS
     assert_same_outputs(batch_out, strun_out)
+    with fits.open(next(batch_out.glob("*_ifualign.fits"))) as f:
+        tree = f["ASDF"].data.tobytes()
+    assert b"cross_correlation" in tree and b"error_chunks: 3" in tree  # both reached the step
 
 
 def test_batch_refuses_associations_that_would_overwrite_each_other(associations, tmp_path):
