@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from jwst.datamodels import ModelContainer
 from jwst.stpipe import Step
 from jwst.stpipe.core import JwstStep
 
@@ -18,6 +19,7 @@ from .adapter.align import (
 )
 from .adapter.diagnostics import alignment_images, plot_alignment
 from .adapter.inputs import load_members, plane_wavelengths
+from .adapter.program import align_program, group_by_setting, program_offset_tree, program_table
 from .adapter.outputs import (
     build_output_model,
     check_not_input,
@@ -64,6 +66,7 @@ class IFUAlignStep(Step):
     output_grid = option("reference", "union", default="reference")  # reference: the reference member's grid; union: the reference's projection and scale extended to cover every member's footprint
     chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)
     parallel = boolean(default=False)  # Process wavelength chunks in parallel with dask (threads, or the active dask.distributed client)
+    tie_exposures = boolean(default=True)  # Several settings in one association: give the cubes of one exposure (same jwPPPPPOOOVVV_GGSAA_EEEEE, e.g. both MIRI detectors) one sky offset, their error-weighted mean
     save_diagnostics = boolean(default=False)  # Also write <product>_ifualign_diagnostics.png: white-light images before/after alignment and the offsets (needs matplotlib: pip install jwst_ifualign[plot])
     suffix = string(default="ifualign")  # Suffix of the combined cube file
     """  # noqa: E501
@@ -108,6 +111,7 @@ class IFUAlignStep(Step):
             output_grid=self.output_grid,
             chunk_size=int(self.chunk_size),
             parallel=bool(self.parallel),
+            tie_exposures=bool(self.tie_exposures),
         )
 
     def process(self, step_input):
@@ -126,10 +130,28 @@ class IFUAlignStep(Step):
         """
         options = self._options()
         self._diagnostic_images = None
+        self._settings = None
         members = load_members(step_input, reference=options.reference)
         try:
             self._product_name = members.product_name
             self._input_names = list(members.names)
+            groups = group_by_setting(members)
+            if len(groups) > 1 and all(len(indices) > 1 for _, indices in groups):
+                # Several spectral settings: one combined cube per setting, one table.
+                settings = align_program(members, options)
+                cubes = ModelContainer()
+                for setting in settings:
+                    ref = members.models[setting.indices[setting.reference]]
+                    cubes.append(
+                        build_output_model(
+                            ref, setting.result, options=setting.options, names=setting.names
+                        )
+                    )
+                self._settings = [setting.setting for setting in settings]
+                self._offsets_table = program_table(settings)
+                if self.save_diagnostics:
+                    log.warning("save_diagnostics: no plot for several settings yet.")
+                return cubes
             if len(members.models) == 1:
                 result_model, table = self._single_member(members, options)
             else:
@@ -192,6 +214,9 @@ class IFUAlignStep(Step):
         if not force and not self.save_results and not output_file:
             return None
         cube_path = self.make_output_path(basepath=output_file, suffix=suffix, idx=idx, **components)
+        settings = getattr(self, "_settings", None)
+        if settings is not None:
+            return self._save_settings(model, settings, Path(cube_path), suffix or self.suffix)
         base = Path(cube_path)
         table_path = base.with_name(base.stem + "_offsets.ecsv")
         asdf_path = base.with_name(base.stem + "_offsets.asdf")
@@ -217,3 +242,31 @@ class IFUAlignStep(Step):
             if plot_alignment(**images, table=table, path=diag_path) is not None:
                 log.info("Saved diagnostic plot in %s", diag_path)
         return cube_path
+
+    def _save_settings(self, cubes, settings, cube_path, suffix):
+        """Several settings: ``<product>_<setting>_<suffix>.fits`` per setting (as cube_build
+        names band cubes), one offsets table and one offset file listing every ``_cal`` once."""
+        paths = [
+            cube_path.with_name(cube_path.name.replace(f"_{suffix}", f"_{setting}_{suffix}", 1))
+            for setting in settings
+        ]
+        table_path = cube_path.with_name(cube_path.stem + "_offsets.ecsv")
+        asdf_path = cube_path.with_name(cube_path.stem + "_offsets.asdf")
+        inputs = getattr(self, "_input_names", [])
+        for path in (*paths, table_path, asdf_path):
+            check_not_input(path, inputs)
+        for cube, path in zip(cubes, paths, strict=True):
+            cube.meta.filename = path.name
+            write_atomic(path, lambda tmp, cube=cube: cube.to_fits(Path(tmp), overwrite=True))
+            log.info("Saved combined cube in %s", path)
+        write_table(self._offsets_table, table_path)
+
+        def write_tree(tmp):
+            import asdf
+
+            with asdf.AsdfFile(program_offset_tree(self._offsets_table)) as af:
+                af.write_to(tmp)
+
+        write_atomic(asdf_path, write_tree)
+        log.info("Saved offsets in %s and cube_build offset file %s", table_path, asdf_path)
+        return [str(p) for p in paths]

@@ -7,6 +7,7 @@ Every check happens here, before any computation, and every failure raises
 from __future__ import annotations
 
 import json
+import re
 import logging
 import warnings
 from dataclasses import dataclass
@@ -21,7 +22,15 @@ from stdatamodels.validate import ValidationWarning
 
 from ..exceptions import InputError
 
-__all__ = ["Members", "load_members", "calibrated_name", "check_names", "check_compatible"]
+__all__ = [
+    "Members",
+    "load_members",
+    "calibrated_name",
+    "check_names",
+    "check_compatible",
+    "setting_name",
+    "exposure_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +223,11 @@ def load_members(step_input, reference=None):
                 names.append(_model_name(item))
                 opened.append(False)
             _check_ifu_cube(models[-1], names[-1] or f"member {len(names) - 1} (in memory)")
-        check_names(names, in_memory=[not mine for mine in opened])
+        check_names(
+            names,
+            in_memory=[not mine for mine in opened],
+            settings=[setting_name(m) for m in models],
+        )
         if reference is not None and -len(items) <= reference < len(items):
             k = reference % len(items)
             if opened[k]:
@@ -238,7 +251,7 @@ def _model_name(model):
     return name.strip() if isinstance(name, str) else ""
 
 
-def check_names(names, *, in_memory=None):
+def check_names(names, *, in_memory=None, settings=None):
     """Check that every member has a non-empty name and its own name and ``_cal`` name.
 
     cube_build's ``offset_file`` gives offsets by ``_cal.fits`` name and looks them up by name
@@ -251,6 +264,10 @@ def check_names(names, *, in_memory=None):
         Member file names, association order ("" for a model without ``meta.filename``).
     in_memory : list of bool, optional
         Which members were given as open models (for the advice in the message).
+    settings : list of str, optional
+        Spectral setting of each member (:func:`setting_name`): cubes of different settings
+        built from one exposure (MIRI channels 1 and 2 from one ``_cal``) may share a ``_cal``
+        name; they get one offset (:func:`~jwst_ifualign.adapter.program.tie_exposures`).
 
     Raises
     ------
@@ -272,10 +289,12 @@ def check_names(names, *, in_memory=None):
             "(meta.filename), which the offsets table and cube_build's offset file need; "
             "give each in-memory model its own meta.filename (the s3d file name of its exposure)."
         )
+    settings = [""] * len(names) if settings is None else settings
     for label, key in (("file name", lambda n: Path(n).name), ("_cal name", calibrated_name)):
         seen = {}
         for k, name in enumerate(names):
-            seen.setdefault(key(name), []).append(k)
+            within = settings[k] if label == "_cal name" else ""
+            seen.setdefault((within, key(name)), []).append(k)
         clashes = [ks for ks in seen.values() if len(ks) > 1]
         if clashes:
             listed = "; ".join(
@@ -287,6 +306,33 @@ def check_names(names, *, in_memory=None):
                 "offset file looks offsets up by _cal file name (first match wins), so every "
                 f"member needs its own name and _cal name; {advice}."
             )
+
+
+#: The exposure part of a JWST file name: program, observation, visit, visit group, parallel
+#: sequence, activity and exposure number.
+_EXPOSURE = re.compile(r"(jw\d{11}_\d{5}_\d{5})", re.IGNORECASE)
+
+
+def setting_name(model):
+    """Name of a cube's spectral setting, as cube_build names its band cubes.
+
+    ``ch1-short`` (MIRI: channel and band), ``g395h-f290lp`` (NIRSpec: grating and filter), else
+    the instrument name; lower case.
+    """
+    inst = model.meta.instrument
+    name = (inst.name or "").upper()
+    if name == "MIRI" and inst.channel and inst.band:
+        return f"ch{inst.channel}-{inst.band}".lower()
+    if name == "NIRSPEC" and getattr(inst, "grating", None) and getattr(inst, "filter", None):
+        return f"{inst.grating}-{inst.filter}".lower()
+    return name.lower() or "unknown"
+
+
+def exposure_id(name):
+    """``jwPPPPPOOOVVV_GGSAA_EEEEE`` of a JWST file name, lower case; None if it has none."""
+    match = _EXPOSURE.search(str(name))
+    return match.group(1).lower() if match else None
+
 
 
 def calibrated_name(s3d_name):

@@ -115,6 +115,7 @@ def build_output_model(reference, result, *, options, names):
         "output_grid": options.output_grid,
         "chunk_size": options.chunk_size,
         "parallel": options.parallel,
+        "tie_exposures": options.tie_exposures,
         "grid_origin": [int(v) for v in result.grid_origin],
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,

@@ -61,6 +61,7 @@ class AlignOptions:
     output_grid: str = "reference"
     chunk_size: int = 256
     parallel: bool = False
+    tie_exposures: bool = True
 
 
 @dataclass

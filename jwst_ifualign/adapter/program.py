@@ -1,0 +1,244 @@
+"""Several spectral settings in one association: grouped, aligned per setting, tied by exposure.
+
+A MIRI MRS program holds the cubes of both detectors (MIRIFUSHORT: channels 1-2, MIRIFULONG:
+channels 3-4) of every exposure; NIRSpec programs combine gratings. :func:`align_program`
+groups the members by setting (:func:`setting_name`), aligns each group on its own reference
+(the member of the group from the reference member's exposure where there is one, else the
+group's first) with :func:`~jwst_ifualign.adapter.align.align_members`, and ties the members
+that share one pointing: the cubes of one exposure (same ``jwPPPPPOOOVVV_GGSAA_EEEEE`` in the
+file name, :func:`exposure_id`) get one offset on the sky, the error-weighted mean of their
+measurements, with a warning when they disagree beyond their errors. Tied offsets are folded
+into each member's own grid and the groups whose offsets moved are combined again.
+
+Offsets of different groups share a zero point only when the groups' references are cubes of
+one exposure; otherwise the groups are not tied and the log says so. Band-to-band pointing
+differences within one exposure (grating-wheel repeatability) are not measured here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..algorithms.offset import Offset
+from .align import align_members, reference_index
+from .assembly import combine_block, output_grid, resamplers, run_blocks
+from .inputs import Members, exposure_id, setting_name
+from .measurement import placement
+from .results import FLAG_REFERENCE
+from .wcs_mapping import pixel_offsets_to_sky
+
+__all__ = [
+    "SettingResult",
+    "group_by_setting",
+    "align_program",
+    "tie_exposures",
+    "program_table",
+    "program_offset_tree",
+]
+
+log = logging.getLogger(__name__)
+
+#: Tied measurements disagreeing by more than this many sigma are warned about.
+TIE_SIGMA_WARN = 3.0
+
+
+def group_by_setting(members):
+    """``[(setting, [member indices])]`` in order of first appearance."""
+    groups = {}
+    for k, model in enumerate(members.models):
+        groups.setdefault(setting_name(model), []).append(k)
+    return list(groups.items())
+
+
+@dataclass
+class SettingResult:
+    """One setting's members (indices into the association) and their AlignResult."""
+
+    setting: str
+    indices: list
+    names: list
+    reference: int
+    options: object
+    result: object
+
+
+def _group_reference(indices, names, ref_global):
+    """Local index of the group's reference: the member from the reference's exposure, else 0."""
+    if ref_global in indices:
+        return indices.index(ref_global)
+    wanted = exposure_id(names[ref_global])
+    for local, k in enumerate(indices):
+        if wanted is not None and exposure_id(names[k]) == wanted:
+            return local
+    return 0
+
+
+def align_program(members, options):
+    """Align an association that may hold several settings; returns a list of SettingResult.
+
+    One setting: one group, aligned as :func:`~jwst_ifualign.adapter.align.align_members` does.
+    """
+    ref_global = reference_index(options, len(members.models))
+    out = []
+    for setting, indices in group_by_setting(members):
+        names = [members.names[k] for k in indices]
+        local_ref = _group_reference(indices, members.names, ref_global)
+        group = Members(
+            [members.models[k] for k in indices], names, members.product_name, [False] * len(indices)
+        )
+        group_options = dataclasses.replace(options, reference=local_ref)
+        if len(indices) < 2:
+            raise_single(setting, names)
+        log.info("Setting %s: %d members, reference %s", setting, len(indices), names[local_ref])
+        result = align_members(group, group_options)
+        out.append(SettingResult(setting, indices, names, local_ref, group_options, result))
+    if len(out) > 1 and options.tie_exposures:
+        moved = tie_exposures(members, out)
+        for s in out:
+            if s.setting in moved:
+                _combine_again(members, s)
+    return out
+
+
+def raise_single(setting, names):
+    from ..exceptions import InputError
+
+    raise InputError(
+        f"The setting {setting} has only one member ({names[0]}); every setting of the "
+        "association needs at least two cubes to align, or list that cube in another association."
+    )
+
+
+def _sky_jacobian(reference):
+    """(2, 2) arcsec per reference pixel of the sky offsets (columns: x, y)."""
+    unit = pixel_offsets_to_sky(reference, [Offset(1.0, 0.0, 0.0, 0.0), Offset(0.0, 1.0, 0.0, 0.0)])
+    return np.array([[unit[0][0], unit[1][0]], [unit[0][1], unit[1][1]]])
+
+
+def tie_exposures(members, settings):
+    """Give the cubes of one exposure one sky offset; returns the settings whose offsets moved.
+
+    Only settings whose references come from one exposure are tied (their offsets share a zero
+    point). Each tied member's offset becomes the error-weighted mean of the sky offsets of its
+    exposure's measured cubes, converted into its own grid's pixels.
+    """
+    ref_exposures = {exposure_id(s.names[s.reference]) for s in settings}
+    if len(ref_exposures) != 1 or None in ref_exposures:
+        log.warning(
+            "The settings' references come from different exposures (%s); the exposures are not "
+            "tied across settings.",
+            ", ".join(s.names[s.reference] for s in settings),
+        )
+        return set()
+    by_exposure = {}
+    for s in settings:
+        for local, r in enumerate(s.result.members):
+            if r.flag in ("", FLAG_REFERENCE):
+                by_exposure.setdefault(exposure_id(r.name), []).append((s, local))
+    moved = set()
+    for exposure, cubes in by_exposure.items():
+        if exposure is None or len(cubes) < 2:
+            continue
+        sky = np.array([[s.result.members[k].ra_offset, s.result.members[k].dec_offset]
+                        for s, k in cubes])
+        err = np.array([[s.result.members[k].ra_offset_err, s.result.members[k].dec_offset_err]
+                        for s, k in cubes])
+        if any(s.result.members[k].flag == FLAG_REFERENCE for s, k in cubes):
+            mean, mean_err = np.zeros(2), np.zeros(2)  # the references define the zero point
+        else:
+            w = 1.0 / np.fmax(err, 1e-6) ** 2
+            mean = np.sum(w * sky, axis=0) / np.sum(w, axis=0)
+            mean_err = 1.0 / np.sqrt(np.sum(w, axis=0))
+        pull = np.abs(sky - mean) / np.hypot(np.fmax(err, 1e-6), mean_err)
+        if np.max(pull) > TIE_SIGMA_WARN:
+            log.warning(
+                "Exposure %s: its cubes' offsets disagree beyond their errors (%s); they are tied "
+                "to the weighted mean (%+.4f\", %+.4f\").",
+                exposure,
+                "; ".join(
+                    f"{s.result.members[k].name}: ({a:+.4f}\", {b:+.4f}\")"
+                    for (s, k), (a, b) in zip(cubes, sky, strict=True)
+                ),
+                *mean,
+            )
+        for s, k in cubes:
+            r = s.result.members[k]
+            if r.flag == FLAG_REFERENCE:
+                continue
+            ref_model = members.models[s.indices[s.reference]]
+            jac = _sky_jacobian(ref_model)
+            dx, dy = np.linalg.solve(jac, mean)
+            ex, ey = np.abs(np.linalg.solve(jac, mean_err))
+            tied = Offset(float(dx), float(dy), float(ex), float(ey))
+            r.measured = r.applied = tied
+            r.ra_offset, r.dec_offset = float(mean[0]), float(mean[1])
+            r.ra_offset_err, r.dec_offset_err = float(mean_err[0]), float(mean_err[1])
+            moved.add(s.setting)
+    return moved
+
+
+def _combine_again(members, s):
+    """Resample and combine a setting's members again with their (tied) applied offsets."""
+    group = Members(
+        [members.models[k] for k in s.indices], s.names, members.product_name, [False] * len(s.names)
+    )
+    ref = group.models[s.reference]
+    inverse = ref.meta.wcs.backward_transform
+    places, varies = zip(*(placement(ref, m, inverse) for m in group.models), strict=True)
+    results = s.result.members
+    origin, (ny, nx) = output_grid(ref, group, results, s.options.output_grid)
+    per_member = resamplers(ref, group, places, varies, results, origin, (ny, nx))
+    nwave = ref.data.shape[0]
+    shape = (nwave, ny, nx)
+    data, err = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    dq, count = np.empty(shape, np.uint32), np.empty(shape, np.int16)
+    step = s.options.chunk_size
+    bounds = [(z0, min(nwave, z0 + step)) for z0 in range(0, nwave, step)]
+
+    def block(z0, z1):
+        return combine_block(group, per_member, z0, z1, method=s.options.combine,
+                             kernel=s.options.kernel, out_shape=(ny, nx),
+                             out=(data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1]))
+
+    for _ in run_blocks(block, bounds, False):
+        pass
+    s.result = dataclasses.replace(
+        s.result, data=data, err=err, dq=dq, count=count, members=results, grid_origin=origin
+    )
+
+
+def program_table(settings):
+    """One offsets table for every member of every setting, with ``setting`` and ``exposure``.
+
+    Rows: each setting's members in association order within the setting, settings in order.
+    """
+    from astropy.table import vstack
+
+    from .outputs import offsets_table
+
+    tables = []
+    for s in settings:
+        t = offsets_table(s.result, options=s.options, names=s.names)
+        t.add_column([s.setting] * len(t), name="setting", index=1)
+        t.add_column([exposure_id(n) or "" for n in s.names], name="exposure", index=2)
+        t.meta["reference_" + s.setting] = s.names[s.reference]
+        tables.append(t)
+    table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    return table
+
+
+def program_offset_tree(table):
+    """cube_build ``offset_file`` tree listing every ``_cal`` file once (tied cubes agree)."""
+    seen = {}
+    for cal, ra, dec in zip(table["cal_file"], table["ra_offset"], table["dec_offset"], strict=True):
+        seen.setdefault(str(cal), (float(ra), float(dec)))
+    return {
+        "units": "arcsec",
+        "filename": list(seen),
+        "raoffset": [v[0] for v in seen.values()],
+        "decoffset": [v[1] for v in seen.values()],
+    }
