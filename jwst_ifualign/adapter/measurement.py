@@ -216,6 +216,12 @@ def measure_members(members, ref_index, placements, options, planes, chunks, wav
             results.append(MemberResult(name, m.offset, m.offset, "", measurement=m))
 
     fit = None
+    if not chained and options.solution == "pairs" and len(results) > 2:
+        log.info(
+            "Every member overlaps the reference and is measured against it; no pair of other "
+            "members is measured (a pair offset would equal the difference of the two direct "
+            "offsets to a small fraction of its error, adding no information)."
+        )
     if chained and options.solution == "pairs":
         fit = _solve_graph(members, ref_index, placements, native, chained, options, results)
     for i in chained:
