@@ -66,6 +66,7 @@ class IFUAlignStep(Step):
     output_grid = option("reference", "union", default="reference")  # reference: the reference member's grid; union: the reference's projection and scale extended to cover every member's footprint
     chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)
     parallel = boolean(default=False)  # Process wavelength chunks in parallel with dask (threads, or the active dask.distributed client)
+    tie_settings = boolean(default=True)  # Several settings that share no exposure: tie them to the first by the centroid of a dominant compact source (band-to-band pointing); without one they keep their WCS relation
     tie_exposures = boolean(default=True)  # Several settings in one association: give the cubes of one exposure (same jwPPPPPOOOVVV_GGSAA_EEEEE, e.g. both MIRI detectors) one sky offset, their error-weighted mean
     save_diagnostics = boolean(default=False)  # Also write <product>_ifualign_diagnostics.png: white-light images before/after alignment and the offsets (needs matplotlib: pip install jwst_ifualign[plot])
     suffix = string(default="ifualign")  # Suffix of the combined cube file
@@ -112,6 +113,7 @@ class IFUAlignStep(Step):
             chunk_size=int(self.chunk_size),
             parallel=bool(self.parallel),
             tie_exposures=bool(self.tie_exposures),
+            tie_settings=bool(self.tie_settings),
         )
 
     def process(self, step_input):

@@ -12,7 +12,7 @@ from jwst.cube_build import CubeBuildStep
 from jwst_ifualign import InputError
 from jwst_ifualign.adapter.align import AlignOptions
 from jwst_ifualign.adapter.inputs import check_names, exposure_id
-from jwst_ifualign.adapter.program import align_program
+from jwst_ifualign.adapter.program import align_program, program_table
 from jwst_ifualign.testing.program import simulate_program
 from jwst_ifualign.testing.simulate import write_association
 
@@ -104,3 +104,35 @@ def test_cubes_of_different_settings_may_share_a_cal_file():
     check_names(two, settings=["ch1-short", "ch2-short"])
     with pytest.raises(InputError, match="share a _cal name"):
         check_names(two, settings=["ch1-short", "ch1-short"])
+
+
+BAND = (0.03, -0.02)  # arcsec: channel 3 exposures pointed elsewhere by the grating wheel
+
+
+@pytest.fixture(scope="module")
+def two_bands():
+    """Channel 1 and channel 3 from different exposures: no exposure is shared."""
+    return simulate_program(
+        shared_pointing=False, band_offset_arcsec=BAND, shapes=((100, 35, 37), (100, 35, 33))
+    )
+
+
+def test_settings_without_a_shared_exposure_are_tied_by_the_compact_source(two_bands):
+    settings = align_program(members_of(two_bands), AlignOptions())
+    ch1, ch3 = settings
+    assert ch3.setting_offset["tied"]
+    for k, r in zip(ch3.indices, ch3.result.members, strict=True):
+        m = two_bands.members[k]
+        # Within 0.05 channel-3 spaxels (10 mas) of the truth against the channel-1 reference.
+        assert abs(r.ra_offset - (m.truth_ra_offset + BAND[0])) < 0.01, r
+        assert abs(r.dec_offset - (m.truth_dec_offset + BAND[1])) < 0.01, r
+    for k, r in zip(ch1.indices, ch1.result.members, strict=True):
+        assert abs(r.ra_offset - two_bands.members[k].truth_ra_offset) < 0.01
+    table = program_table(settings)
+    assert table.meta["setting_offset_ch3-short"]["tied"]
+
+
+def test_tie_settings_false_keeps_the_wcs_relation(two_bands):
+    settings = align_program(members_of(two_bands), AlignOptions(tie_settings=False))
+    ch3 = settings[1].result.members
+    assert ch3[0].ra_offset == 0.0 and ch3[0].flag == "reference"

@@ -116,6 +116,7 @@ def build_output_model(reference, result, *, options, names):
         "chunk_size": options.chunk_size,
         "parallel": options.parallel,
         "tie_exposures": options.tie_exposures,
+        "tie_settings": options.tie_settings,
         "grid_origin": [int(v) for v in result.grid_origin],
         "measure_planes": list(result.measure_planes),
         "convention": OFFSET_CONVENTION,

@@ -36,6 +36,7 @@ __all__ = [
     "group_by_setting",
     "align_program",
     "tie_exposures",
+    "tie_settings",
     "program_table",
     "program_offset_tree",
 ]
@@ -96,11 +97,14 @@ def align_program(members, options):
         log.info("Setting %s: %d members, reference %s", setting, len(indices), names[local_ref])
         result = align_members(group, group_options)
         out.append(SettingResult(setting, indices, names, local_ref, group_options, result))
+    moved = set()
     if len(out) > 1 and options.tie_exposures:
         moved = tie_exposures(members, out)
-        for s in out:
-            if s.setting in moved:
-                _combine_again(members, s)
+    if len(out) > 1 and options.tie_settings and not moved:
+        moved = tie_settings(members, out)
+    for s in out:
+        if s.setting in moved:
+            _combine_again(members, s)
     return out
 
 
@@ -127,6 +131,10 @@ def tie_exposures(members, settings):
     exposure's measured cubes, converted into its own grid's pixels.
     """
     ref_exposures = {exposure_id(s.names[s.reference]) for s in settings}
+    per_setting = [{exposure_id(n) for n in s.names} - {None} for s in settings]
+    shared = set.intersection(*per_setting) if per_setting else set()
+    if not shared:
+        return set()  # no exposure in several settings: nothing to tie (see tie_settings)
     if len(ref_exposures) != 1 or None in ref_exposures:
         log.warning(
             "The settings' references come from different exposures (%s); the exposures are not "
@@ -181,6 +189,90 @@ def tie_exposures(members, settings):
     return moved
 
 
+#: Smallest peak S/N of each setting's combined white-light image for a tie between settings.
+SETTING_TIE_SNR = 20.0
+
+
+def _white_light(result):
+    """(image, err) of a combined cube: mean over the planes with data, and its 1-sigma error."""
+    valid = result.count > 0
+    n = valid.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        image = np.where(valid, result.data, 0.0).sum(axis=0) / n
+        err = np.sqrt(np.where(valid, result.err.astype(float) ** 2, 0.0).sum(axis=0)) / n
+    return np.where(n > 0, image, np.nan), np.where(n > 0, err, np.nan)
+
+
+def tie_settings(members, settings):
+    """Tie settings to the first one by the centroid of a dominant compact source.
+
+    Used when the settings share no exposure (another band of the grating wheel is another
+    exposure, so its pointing may differ by tens of mas). Each setting's combined white-light
+    image is placed on the first setting's grid through both WCS and the flux-weighted centroid
+    of the brightest source compared (``method="centroid"``, which works across wavelengths: the
+    centroid of a symmetric PSF does not depend on its width). The difference becomes a sky
+    correction added to every member of the setting. A setting whose image has no source with a
+    peak S/N of ``SETTING_TIE_SNR`` keeps its WCS relation to the first. Returns the settings that
+    moved; each SettingResult gets ``setting_offset`` (a dict for the table's metadata).
+    """
+    from ..algorithms.registration import RegistrationError, measure_offset
+    from ..algorithms.resample import bilinear_footprint, resample_image
+    from .measurement import peak_snr
+    from .wcs_mapping import mapping_and_wavelength_check
+
+    anchor = settings[0]
+    ref0 = members.models[anchor.indices[anchor.reference]]
+    image0, err0 = _white_light(anchor.result)
+    anchor.setting_offset = {"tied": True, "ra_offset": 0.0, "dec_offset": 0.0,
+                             "ra_offset_err": 0.0, "dec_offset_err": 0.0, "anchor": True}
+    moved = set()
+    for s in settings[1:]:
+        ref = members.models[s.indices[s.reference]]
+        if tuple(anchor.result.grid_origin) != (0, 0) or tuple(s.result.grid_origin) != (0, 0):
+            s.setting_offset = {"tied": False, "reason": "output_grid=union"}
+            continue
+        image, err = _white_light(s.result)
+        xm, ym, _ = mapping_and_wavelength_check(ref0, ref)
+        footprint = bilinear_footprint(xm, ym, image.shape)
+        placed, placed_err = resample_image(image, footprint), resample_image(err, footprint)
+        snr = min(peak_snr(image0, err0), peak_snr(placed, placed_err))
+        if not snr >= SETTING_TIE_SNR:
+            log.warning(
+                "Setting %s is not tied to %s: no dominant compact source (peak S/N %.1f < %g); "
+                "it keeps its WCS relation.", s.setting, anchor.setting, snr, SETTING_TIE_SNR,
+            )
+            s.setting_offset = {"tied": False, "reason": f"peak S/N {snr:.1f}"}
+            continue
+        try:
+            off = measure_offset(image0, placed, method="centroid", reference_err=err0,
+                                 image_err=placed_err)
+        except RegistrationError as exc:
+            log.warning("Setting %s is not tied to %s: %s", s.setting, anchor.setting, exc)
+            s.setting_offset = {"tied": False, "reason": str(exc)}
+            continue
+        (ra, dec, ra_err, dec_err), = pixel_offsets_to_sky(ref0, [off])
+        log.info(
+            "Setting %s tied to %s by the compact source's centroid: correction %+.4f\", "
+            "%+.4f\" (+/- %.4f\", %.4f\")", s.setting, anchor.setting, ra, dec, ra_err, dec_err,
+        )
+        s.setting_offset = {"tied": True, "ra_offset": ra, "dec_offset": dec,
+                            "ra_offset_err": ra_err, "dec_offset_err": dec_err}
+        jac = _sky_jacobian(ref)
+        shift = np.linalg.solve(jac, np.array([ra, dec]))
+        for r in s.result.members:
+            if not r.accepted:
+                continue
+            r.measured = r.applied = Offset(
+                r.applied.dx + float(shift[0]), r.applied.dy + float(shift[1]),
+                r.measured.dx_err, r.measured.dy_err,
+            )
+            r.ra_offset, r.dec_offset = r.ra_offset + ra, r.dec_offset + dec
+            r.ra_offset_err = float(np.hypot(r.ra_offset_err, ra_err))
+            r.dec_offset_err = float(np.hypot(r.dec_offset_err, dec_err))
+        moved.add(s.setting)
+    return moved
+
+
 def _combine_again(members, s):
     """Resample and combine a setting's members again with their (tied) applied offsets."""
     group = Members(
@@ -226,6 +318,7 @@ def program_table(settings):
         t.add_column([s.setting] * len(t), name="setting", index=1)
         t.add_column([exposure_id(n) or "" for n in s.names], name="exposure", index=2)
         t.meta["reference_" + s.setting] = s.names[s.reference]
+        t.meta["setting_offset_" + s.setting] = getattr(s, "setting_offset", None)
         tables.append(t)
     table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
     return table

@@ -62,6 +62,7 @@ class AlignOptions:
     chunk_size: int = 256
     parallel: bool = False
     tie_exposures: bool = True
+    tie_settings: bool = True
 
 
 @dataclass

@@ -35,6 +35,8 @@ def simulate_program(
     snr=50.0,
     seed=1,
     product_name="sim_program",
+    shared_pointing=True,
+    band_offset_arcsec=(0.0, 0.0),
 ):
     """Simulate ``len(dithers_arcsec)`` exposures x 2 detectors as one association.
 
@@ -51,6 +53,14 @@ def simulate_program(
         Seed of the noise (the channel-3 cubes use ``seed + 1``).
     product_name : str
         The association's product name.
+    shared_pointing : bool
+        True: the two cubes of an exposure share its pointing (the two MIRI detectors). False: the
+        channel-3 cubes are other exposures (exposure number 00002), as for another band of the
+        grating wheel, whose pointing differs from the channel-1 exposures' by
+        ``band_offset_arcsec`` on top of their errors.
+    band_offset_arcsec : tuple of float
+        Pointing error common to every channel-3 exposure, arcsec (only without
+        ``shared_pointing``): the band-to-band difference their WCS does not know.
 
     Returns
     -------
@@ -62,17 +72,23 @@ def simulate_program(
     n = len(dithers_arcsec)
     parts = []
     for k, (setup, shape) in enumerate(zip((MIRI_CH1, MIRI_CH3), shapes, strict=True)):
+        errors = errors_arcsec
+        if k == 1 and not shared_pointing:
+            errors = [(e[0] + band_offset_arcsec[0], e[1] + band_offset_arcsec[1]) for e in errors]
         sim = simulate_association(
             setup=setup,
             shape=shape,
             n_members=n,
             dithers_arcsec=dithers_arcsec,
-            errors_arcsec=errors_arcsec,
+            errors_arcsec=errors,
             snr=snr,
             seed=seed + k,
         )
         detector = setup.extra_meta["detector"].lower()
         for m in sim.members:
-            m.model.meta.filename = m.model.meta.filename.replace("mirifushort", detector)
+            name = m.model.meta.filename.replace("mirifushort", detector)
+            if k == 1 and not shared_pointing:
+                name = name.replace("_00001_", "_00002_")
+            m.model.meta.filename = name
         parts.extend(sim.members)
     return SimulatedAssociation(members=parts, product_name=product_name)
