@@ -11,8 +11,9 @@ measurements, with a warning when they disagree beyond their errors. Tied offset
 into each member's own grid and the groups whose offsets moved are combined again.
 
 Offsets of different groups share a zero point only when the groups' references are cubes of
-one exposure; otherwise the groups are not tied and the log says so. Band-to-band pointing
-differences within one exposure (grating-wheel repeatability) are not measured here.
+one exposure; otherwise the exposures are not tied and the log says so. Settings that share no
+exposure (other bands of the grating wheel are other exposures) are tied to the first setting by
+the centroid of a dominant compact source (:func:`tie_settings`), or keep their WCS relation.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..algorithms.offset import Offset
+from ..exceptions import InputError
 from .align import align_members, reference_index
 from .assembly import combine_block, output_grid, resamplers, run_blocks
 from .inputs import Members, exposure_id, setting_name
@@ -89,11 +91,14 @@ def align_program(members, options):
         names = [members.names[k] for k in indices]
         local_ref = _group_reference(indices, members.names, ref_global)
         group = Members(
-            [members.models[k] for k in indices], names, members.product_name, [False] * len(indices)
+            [members.models[k] for k in indices],
+            names,
+            members.product_name,
+            [False] * len(indices),
         )
         group_options = dataclasses.replace(options, reference=local_ref)
         if len(indices) < 2:
-            raise_single(setting, names)
+            _raise_single(setting, names)
         log.info("Setting %s: %d members, reference %s", setting, len(indices), names[local_ref])
         result = align_members(group, group_options)
         out.append(SettingResult(setting, indices, names, local_ref, group_options, result))
@@ -108,9 +113,7 @@ def align_program(members, options):
     return out
 
 
-def raise_single(setting, names):
-    from ..exceptions import InputError
-
+def _raise_single(setting, names):
     raise InputError(
         f"The setting {setting} has only one member ({names[0]}); every setting of the "
         "association needs at least two cubes to align, or list that cube in another association."
@@ -276,7 +279,10 @@ def tie_settings(members, settings):
 def _combine_again(members, s):
     """Resample and combine a setting's members again with their (tied) applied offsets."""
     group = Members(
-        [members.models[k] for k in s.indices], s.names, members.product_name, [False] * len(s.names)
+        [members.models[k] for k in s.indices],
+        s.names,
+        members.product_name,
+        [False] * len(s.names),
     )
     ref = group.models[s.reference]
     inverse = ref.meta.wcs.backward_transform
@@ -327,7 +333,8 @@ def program_table(settings):
 def program_offset_tree(table):
     """cube_build ``offset_file`` tree listing every ``_cal`` file once (tied cubes agree)."""
     seen = {}
-    for cal, ra, dec in zip(table["cal_file"], table["ra_offset"], table["dec_offset"], strict=True):
+    columns = (table["cal_file"], table["ra_offset"], table["dec_offset"])
+    for cal, ra, dec in zip(*columns, strict=True):
         seen.setdefault(str(cal), (float(ra), float(dec)))
     return {
         "units": "arcsec",
