@@ -2,8 +2,9 @@
 :mod:`jwst_ifualign.algorithms` for the measurement.
 
 White-light images are collapsed from each member's cube (in blocks of planes), placed on the
-reference grid, registered against the reference (and, with ``solution="pairs"``, against each
-other), checked by the guards (``min_snr``, ``max_shift``, chunk consistency) and converted into
+reference grid, registered against the reference (and, with ``solution="pairs"``, a member that
+does not overlap the reference against the members it overlaps: the overlap graph), checked by
+the guards (``min_snr``, ``max_shift``, chunk consistency) and converted into
 cube_build's sky offsets.
 """
 
