@@ -18,8 +18,10 @@ reference image or catalog).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
+from jwst.datamodels import ModelContainer
 from jwst.stpipe import Step, record_step_status
 from jwst.stpipe.core import JwstStep
 
@@ -36,6 +38,7 @@ from .adapter.outputs import (
     write_table,
 )
 from .adapter.parameters import AlignOptions, spec_string
+from .adapter.program import align_program, group_by_setting, program_table
 
 __all__ = ["IFUAlignStep"]
 
@@ -100,10 +103,12 @@ class IFUAlignStep(Step):
 
         Returns
         -------
-        IFUCubeModel
+        IFUCubeModel or ModelContainer
             The combined cube on the output grid; ``meta.cal_step.ifu_align`` is COMPLETE, or
             SKIPPED for a single-member input (returned as a copy). ``meta.filename`` is the
-            product's base name (``<product>.fits``) until the cube is saved.
+            product's base name (``<product>.fits``) until the cube is saved. For an association
+            of several spectral settings, a ModelContainer of one combined cube per setting
+            (``<product>_<setting>.fits``).
 
         Raises
         ------
@@ -115,6 +120,10 @@ class IFUAlignStep(Step):
         absolute = load_absolute_reference(options)
         members = load_members(step_input, reference=options.reference)
         try:
+            groups = group_by_setting(members)
+            if len(groups) > 1 and all(len(indices) > 1 for _, indices in groups):
+                # Several settings; a lone cube of another setting gets the mismatch error below.
+                return self._process_settings(members, options, absolute, saving)
             single = len(members.models) == 1
             result = pass_through(members) if single else align_members(members, options)
             reference = members.models[result.reference_index]
@@ -135,26 +144,61 @@ class IFUAlignStep(Step):
         record_step_status(model, self.class_alias, status="SKIPPED" if skipped else "COMPLETE")
         model.meta.filename = f"{members.product_name}{self.output_ext}"
         if saving:
-            self._write_side_files(model, table, images, members.names)
+            self._write_side_files(model.meta.filename, [model], table, images, members.names)
         return model
 
-    def _output_path(self, model, suffix=None, ext=None):
-        """Path of the combined cube (or of a side file with ``suffix``/``ext``), named as
-        ``save_model`` names the cube: a user's or parent's ``output_file`` wins, else the
-        product's base name that ``process`` put in ``meta.filename``."""
-        basepath = (self.search_attr("output_file") if self.search_output_file else None) or (
-            model.meta.filename
-        )
-        if suffix is not None:
-            suffix = f"{self.suffix}_{suffix}"
-        return self.make_output_path(basepath=basepath, suffix=suffix, ext=ext)
+    def _process_settings(self, members, options, absolute, saving):
+        """Several spectral settings: one combined cube per setting in a ModelContainer (each
+        named ``<product>_<setting>``, as cube_build names its band cubes), one offsets table and
+        one cube_build offset file for all members (written here when saving)."""
+        settings = align_program(members, options)
+        cubes = ModelContainer()
+        for s in settings:
+            reference = members.models[s.indices[s.reference]]
+            if absolute is not None:
+                first = build_output_model(reference, s.result, options=s.options, names=s.names)
+                group = [members.models[k] for k in s.indices]
+                s.result = tie_to_reference(s.result, first, group, absolute, s.options)
+            model = build_output_model(reference, s.result, options=s.options, names=s.names)
+            model.meta.ifu_align.instance["setting"] = s.setting
+            record_step_status(model, self.class_alias, status="COMPLETE")
+            model.meta.filename = f"{members.product_name}_{s.setting}{self.output_ext}"
+            cubes.append(model)
+        table = program_table(settings)
+        if saving:
+            if self.save_diagnostics:
+                log.warning("save_diagnostics: no plot is made for several settings yet.")
+            product = f"{members.product_name}{self.output_ext}"
+            self._write_side_files(product, list(cubes), table, None, members.names)
+        return cubes
 
-    def _write_side_files(self, model, table, images, input_names):
+    def _given_output_file(self):
+        """A user's or parent pipeline's ``output_file``, or None."""
+        return (self.search_attr("output_file") if self.search_output_file else None) or None
+
+    def _cube_path(self, model):
+        """Path of a combined cube, as ``save_model`` names it: from a user's or parent's
+        ``output_file`` (with ``_<setting>`` appended for one of several settings), else from the
+        product's base name that ``process`` put in ``meta.filename``."""
+        basepath = self._given_output_file()
+        record = getattr(model.meta, "ifu_align", None)
+        setting = None if record is None else getattr(record, "instance", record).get("setting")
+        if basepath and setting:
+            stem, ext = os.path.splitext(basepath)
+            basepath = f"{stem}_{setting}{ext}"
+        return self.make_output_path(basepath=basepath or model.meta.filename)
+
+    def _side_path(self, basename, suffix, ext):
+        """Path of a side file (offsets table, offset file, plot) of the product ``basename``."""
+        basepath = self._given_output_file() or basename
+        return self.make_output_path(basepath=basepath, suffix=f"{self.suffix}_{suffix}", ext=ext)
+
+    def _write_side_files(self, basename, cubes, table, images, input_names):
         """Write the offsets table, the cube_build offset file and (with images) the diagnostic
-        plot, each atomically, after checking that no output (the cube's included) would take
+        plot, each atomically, after checking that no output (the cubes' included) would take
         an input's name."""
-        paths = {key: self._output_path(model, *parts) for key, parts in SIDE_FILES.items()}
-        for path in (self._output_path(model), *paths.values()):
+        paths = {key: self._side_path(basename, *parts) for key, parts in SIDE_FILES.items()}
+        for path in (*(self._cube_path(c) for c in cubes), *paths.values()):
             check_not_input(path, input_names)
         write_table(table, paths["table"])
         write_offset_file(table, paths["offset_file"])
@@ -176,18 +220,24 @@ class IFUAlignStep(Step):
         return base, separator
 
     def save_model(self, model, suffix=None, idx=None, output_file=None, force=False, **components):
-        """Save the combined cube atomically under its product's name.
+        """Save the combined cube (every cube, for several settings) atomically under its
+        product's name.
 
         Never over an input: the names of the inputs are in the cube's own
         ``meta.ifu_align.members``. The side files are written by ``process``.
         """
+        if isinstance(model, ModelContainer):
+            return [
+                self.save_model(cube, suffix=suffix, output_file=output_file, force=force)
+                for cube in model
+            ]
         if output_file is None or output_file == "":
             output_file = self.output_file
         if not force and not self.save_results and not output_file:
             return None
         cube_path = (
-            self._output_path(model)
-            if not output_file
+            self._cube_path(model)
+            if not output_file or output_file == self.output_file
             else self.make_output_path(basepath=output_file, suffix=suffix, idx=idx, **components)
         )
         record = getattr(model.meta, "ifu_align", None)

@@ -203,7 +203,7 @@ def test_member_that_is_a_spectrum(asn_copy, tmp_path):
 
 
 def test_member_without_overlap_is_skipped_and_flagged():
-    """A member pointed 30 arcsec away shares no sky with the reference: flagged, run goes on."""
+    """A member pointed 30 arcsec away shares no sky with any member: flagged, run goes on."""
     from jwst_ifualign.adapter.align import AlignOptions, align_members
     from jwst_ifualign.adapter.inputs import Members
 
@@ -211,7 +211,8 @@ def test_member_without_overlap_is_skipped_and_flagged():
     sim = small_association(n_members=3, dithers_arcsec=dithers)
     models = [m.model for m in sim.members]
     result = align_members(Members(models, [m.meta.filename for m in models], "x", [False] * 3), AlignOptions())
-    assert result.members[2].flag == "no_data"
+    assert result.members[2].flag == "not_connected"
+    assert result.members[2].applied.dx == 0.0
     assert result.members[1].flag == "ok"
 
 

@@ -21,9 +21,9 @@ import pytest
 from helpers import small_association
 
 from jwst_ifualign.adapter.results import DO_NOT_USE, NON_SCIENCE, valid_voxels
+from jwst_ifualign.algorithms import kernels
 from jwst_ifualign.algorithms.collapse import collapse_sums
 from jwst_ifualign.algorithms.combine import WeightedMean
-from jwst_ifualign.algorithms import kernels
 from jwst_ifualign.algorithms.fused import (
     accumulate_translated,
     finish_weighted_mean,

@@ -19,19 +19,27 @@ import numpy as np
 from ..algorithms.collapse import chunk_bounds
 from ..algorithms.offset import Offset
 from ..exceptions import InputError, ParameterError
-from .assembly import combine_block, output_grid, resamplers, run_blocks
+from .assembly import (
+    combine_block,
+    combine_planes,
+    output_grid,
+    portable_block,
+    resamplers,
+    run_blocks,
+)
 from .inputs import check_compatible, plane_wavelengths
 from .measurement import measure_members, placement
 from .parameters import resolve_reference
 from .results import (  # noqa: F401 - re-exported: the public names of the adapter
+    DO_NOT_USE,
     FLAG_LOW_SNR,
     FLAG_MAX_SHIFT,
     FLAG_NO_DATA,
+    FLAG_NOT_CONNECTED,
     FLAG_NOT_MEASURED,
     FLAG_OK,
     FLAG_REFERENCE,
     AlignOptions,
-    DO_NOT_USE,
     AlignResult,
     MemberResult,
     PairFit,
@@ -166,7 +174,14 @@ def align_members(members, options):
             out=(data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1]),
         )
 
-    for (z0, z1), out in zip(bounds, run_blocks(block, bounds, options.parallel), strict=True):
+    def remote(z0, z1):
+        # The same block as a task for another process (dask.distributed): picklable arguments.
+        planes, portable = portable_block(members, per_member, z0, z1)
+        kwargs = {"method": options.combine, "kernel": options.kernel, "out_shape": (ny, nx)}
+        return combine_planes, (planes, portable), kwargs
+
+    blocks = run_blocks(block, bounds, options.parallel, remote=remote)
+    for (z0, z1), out in zip(bounds, blocks, strict=True):
         if not np.may_share_memory(out[0], data):  # computed in another process (distributed)
             data[z0:z1], err[z0:z1], dq[z0:z1], count[z0:z1] = out
     return AlignResult(

@@ -26,7 +26,14 @@ from ..exceptions import ParameterError
 from .results import DO_NOT_USE, NON_SCIENCE, valid_voxels
 from .wcs_mapping import member_extent, reference_to_member_pixels
 
-__all__ = ["resamplers", "output_grid", "combine_block", "run_blocks"]
+__all__ = [
+    "resamplers",
+    "output_grid",
+    "combine_block",
+    "portable_block",
+    "combine_planes",
+    "run_blocks",
+]
 
 log = logging.getLogger(__name__)
 
@@ -208,11 +215,90 @@ def combine_block(members, resamplers, z0, z1, *, method, kernel, out_shape, out
     return out_data, out_err, flags, count
 
 
-def run_blocks(block, bounds, parallel):
+@dataclass
+class _Planes:
+    """Planes [z0, z1) of one member's arrays: a picklable stand-in for the model in a task."""
+
+    data: np.ndarray
+    err: np.ndarray
+    dq: np.ndarray
+
+
+@dataclass
+class _PlaneMembers:
+    """The members of one block as :func:`combine_block` reads them (``.models``)."""
+
+    models: list
+
+
+@dataclass
+class _PlaneFootprints:
+    """Footprints of planes [z0, z1) precomputed for a task (``per_plane`` by block index)."""
+
+    footprints: list
+
+    def __call__(self, k):
+        return self.footprints[k]
+
+
+def portable_block(members, resamplers, z0, z1):
+    """Picklable inputs of one block: (members' planes, resamplers indexed from the block start).
+
+    An open model cannot be pickled (its file handle and weak references), nor can a resampler
+    that evaluates a WCS plane by plane; a task for another process gets the block's planes of
+    every member's SCI, ERR and DQ, and the footprints of those planes, instead.
+    """
+    planes = _PlaneMembers(
+        [_Planes(m.data[z0:z1], m.err[z0:z1], m.dq[z0:z1]) for m in members.models]
+    )
+    portable = [
+        r
+        if r.per_plane is None
+        else _Resampler(per_plane=_PlaneFootprints([r.per_plane(z) for z in range(z0, z1)]))
+        for r in resamplers
+    ]
+    return planes, portable
+
+
+def combine_planes(planes, resamplers, *, method, kernel, out_shape):
+    """:func:`combine_block` over all planes of :func:`portable_block`'s inputs (a task)."""
+    nplanes = planes.models[0].data.shape[0]
+    return combine_block(
+        planes, resamplers, 0, nplanes, method=method, kernel=kernel, out_shape=out_shape
+    )
+
+
+def _active_client():
+    """The active ``dask.distributed`` client, or None."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def run_blocks(block, bounds, parallel, *, remote=None):
     """Yield ``block(z0, z1)`` for every wavelength block, serially or as dask tasks.
 
     With ``parallel``, blocks run on dask: the active ``dask.distributed`` client if there is
     one, threads otherwise. Blocks are independent, so the result is identical to the serial one.
+
+    Parameters
+    ----------
+    block : callable
+        ``block(z0, z1)`` -> the block's result; run in this process (serially or on threads).
+    bounds : list of (int, int)
+        Wavelength blocks.
+    parallel : bool
+        Run on dask.
+    remote : callable, optional
+        ``remote(z0, z1)`` -> ``(function, args, kwargs)`` of a task that computes the same
+        result from picklable arguments (module-level function, arrays), for a distributed
+        client whose workers are other processes. The arguments are scattered to the workers
+        first. Without it, a distributed client is not used.
     """
     if not parallel:
         for z0, z1 in bounds:
@@ -224,13 +310,18 @@ def run_blocks(block, bounds, parallel):
         raise ParameterError(
             "parallel=True needs dask: pip install 'jwst_ifualign[dask]' (or set parallel=False)."
         ) from None
-    scheduler = "threads"
-    try:
-        from distributed import default_client
-
-        default_client()
-        scheduler = None  # the user's distributed client
-    except (ImportError, ValueError):
-        pass
-    tasks = [dask.delayed(block)(z0, z1) for z0, z1 in bounds]
-    yield from dask.compute(*tasks, scheduler=scheduler)
+    client = _active_client() if remote is not None else None
+    if client is None:
+        tasks = [dask.delayed(block)(z0, z1) for z0, z1 in bounds]
+        yield from dask.compute(*tasks, scheduler="threads")
+        return
+    log.info("Combining %d wavelength blocks on the dask.distributed client %s", len(bounds),
+             client)
+    futures = []
+    for z0, z1 in bounds:
+        function, args, kwargs = remote(z0, z1)
+        scattered = [client.scatter(a, hash=False) for a in args]
+        futures.append(client.submit(function, *scattered, pure=False, **kwargs))
+    for future in futures:
+        yield future.result()
+        future.release()

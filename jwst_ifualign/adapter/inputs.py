@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,15 @@ from stdatamodels.validate import ValidationWarning
 
 from ..exceptions import InputError
 
-__all__ = ["Members", "load_members", "calibrated_name", "check_compatible"]
+__all__ = [
+    "Members",
+    "load_members",
+    "calibrated_name",
+    "check_names",
+    "check_compatible",
+    "setting_name",
+    "exposure_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +185,8 @@ def load_members(step_input, reference=None):
     Raises
     ------
     InputError
-        On any unusable input (the message names the file).
+        On any unusable input (the message names the file), and when members have no name or
+        share a file name or a ``_cal`` name (:func:`check_names`).
     """
     product_name = None
     if isinstance(step_input, (str, Path)) and str(step_input).endswith(".json"):
@@ -210,9 +220,14 @@ def load_members(step_input, reference=None):
                 opened.append(True)
             else:
                 models.append(item)
-                names.append(getattr(item.meta, "filename", None) or f"member {len(names)}")
+                names.append(_model_name(item))
                 opened.append(False)
-            _check_ifu_cube(models[-1], names[-1])
+            _check_ifu_cube(models[-1], names[-1] or f"member {len(names) - 1} (in memory)")
+        check_names(
+            names,
+            in_memory=[not mine for mine in opened],
+            settings=[setting_name(m) for m in models],
+        )
         if reference is not None and -len(items) <= reference < len(items):
             k = reference % len(items)
             if opened[k]:
@@ -225,6 +240,99 @@ def load_members(step_input, reference=None):
     if product_name is None:
         product_name = remove_suffix(Path(names[0]).stem)[0]
     return Members(models=models, names=names, product_name=product_name, opened_here=opened)
+
+
+def _model_name(model):
+    """``meta.filename`` of an in-memory model, stripped; "" when it has none."""
+    try:
+        name = model.meta.filename
+    except AttributeError:
+        return ""
+    return name.strip() if isinstance(name, str) else ""
+
+
+def check_names(names, *, in_memory=None, settings=None):
+    """Check that every member has a non-empty name and its own name and ``_cal`` name.
+
+    cube_build's ``offset_file`` gives offsets by ``_cal.fits`` name and looks them up by name
+    (the first match wins), and the offsets table names members by file name: two members with
+    one name, or with one ``_cal`` name, would get one offset.
+
+    Parameters
+    ----------
+    names : list of str
+        Member file names, association order ("" for a model without ``meta.filename``).
+    in_memory : list of bool, optional
+        Which members were given as open models (for the advice in the message).
+    settings : list of str, optional
+        Spectral setting of each member (:func:`setting_name`): cubes of different settings
+        built from one exposure (MIRI channels 1 and 2 from one ``_cal``) may share a ``_cal``
+        name; they get one offset (:func:`~jwst_ifualign.adapter.program.tie_exposures`).
+
+    Raises
+    ------
+    InputError
+        Naming the members (by position and name) that have no name or clash, and what to do.
+    """
+    in_memory = [False] * len(names) if in_memory is None else in_memory
+    advice = (
+        "give each in-memory model its own meta.filename (the s3d file name of its exposure, "
+        "e.g. jw01234001001_02101_00001_mirifushort_s3d.fits)"
+        if any(in_memory)
+        else "list each s3d cube once, and only cubes of different exposures"
+    )
+    unnamed = [k for k, name in enumerate(names) if not name]
+    if unnamed:
+        raise InputError(
+            f"Member{'s' if len(unnamed) > 1 else ''} {', '.join(map(str, unnamed))} (0-based, "
+            "association order) ha" + ("ve" if len(unnamed) > 1 else "s") + " no file name "
+            "(meta.filename), which the offsets table and cube_build's offset file need; "
+            "give each in-memory model its own meta.filename (the s3d file name of its exposure)."
+        )
+    settings = [""] * len(names) if settings is None else settings
+    for label, key in (("file name", lambda n: Path(n).name), ("_cal name", calibrated_name)):
+        seen = {}
+        for k, name in enumerate(names):
+            within = settings[k] if label == "_cal name" else ""
+            seen.setdefault((within, key(name)), []).append(k)
+        clashes = [ks for ks in seen.values() if len(ks) > 1]
+        if clashes:
+            listed = "; ".join(
+                " and ".join(f"{k} ({names[k]})" for k in ks) + f" -> {key(names[ks[0]])}"
+                for ks in clashes
+            )
+            raise InputError(
+                f"Members share a {label}: {listed} (0-based, association order). cube_build's "
+                "offset file looks offsets up by _cal file name (first match wins), so every "
+                f"member needs its own name and _cal name; {advice}."
+            )
+
+
+#: The exposure part of a JWST file name: program, observation, visit, visit group, parallel
+#: sequence, activity and exposure number.
+_EXPOSURE = re.compile(r"(jw\d{11}_\d{5}_\d{5})", re.IGNORECASE)
+
+
+def setting_name(model):
+    """Name of a cube's spectral setting, as cube_build names its band cubes.
+
+    ``ch1-short`` (MIRI: channel and band), ``g395h-f290lp`` (NIRSpec: grating and filter), else
+    the instrument name; lower case.
+    """
+    inst = model.meta.instrument
+    name = (inst.name or "").upper()
+    if name == "MIRI" and inst.channel and inst.band:
+        return f"ch{inst.channel}-{inst.band}".lower()
+    if name == "NIRSPEC" and getattr(inst, "grating", None) and getattr(inst, "filter", None):
+        return f"{inst.grating}-{inst.filter}".lower()
+    return name.lower() or "unknown"
+
+
+def exposure_id(name):
+    """``jwPPPPPOOOVVV_GGSAA_EEEEE`` of a JWST file name, lower case; None if it has none."""
+    match = _EXPOSURE.search(str(name))
+    return match.group(1).lower() if match else None
+
 
 
 def calibrated_name(s3d_name):

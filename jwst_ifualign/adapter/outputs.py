@@ -286,11 +286,16 @@ def offset_file_tree(table):
     """
     absolute = "ra_offset_abs" in table.colnames
     ra, dec = ("ra_offset_abs", "dec_offset_abs") if absolute else ("ra_offset", "dec_offset")
+    # Every _cal once (cube_build takes the first match): cubes built from one _cal, the two
+    # settings of one exposure, are tied to one offset, so their rows agree.
+    first = {}
+    for cal, r, d in zip(table["cal_file"], table[ra], table[dec], strict=True):
+        first.setdefault(str(cal), (float(r), float(d)))
     return {
         "units": "arcsec",
-        "filename": [str(f) for f in table["cal_file"]],
-        "raoffset": [float(v) for v in table[ra]],
-        "decoffset": [float(v) for v in table[dec]],
+        "filename": list(first),
+        "raoffset": [v[0] for v in first.values()],
+        "decoffset": [v[1] for v in first.values()],
     }
 
 

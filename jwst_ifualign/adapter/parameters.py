@@ -245,8 +245,9 @@ PARAMETERS = (
         "solution",
         "option",
         "pairs",
-        "pairs: every pair of members measured and all offsets solved by weighted least "
-        "squares; reference: each member against the reference only",
+        "pairs: a member that does not overlap the reference is measured against the members "
+        "it overlaps and solved through them (least squares over the overlap graph); "
+        "reference: each member against the reference only",
         choices=SOLUTIONS,
     ),
     Parameter(
@@ -278,6 +279,22 @@ PARAMETERS = (
         False,
         "Process wavelength chunks in parallel with dask (threads, or the active "
         "dask.distributed client); same result",
+    ),
+    Parameter(
+        "tie_exposures",
+        "boolean",
+        True,
+        "Several settings in one association: give the cubes of one exposure (same "
+        "jwPPPPPOOOVVV_GGSAA_EEEEE, e.g. both MIRI detectors) one sky offset, their "
+        "error-weighted mean",
+    ),
+    Parameter(
+        "tie_settings",
+        "boolean",
+        True,
+        "Several settings that share no exposure: tie them to the first by the centroid of a "
+        "dominant compact source (band-to-band pointing); without one they keep their WCS "
+        "relation",
     ),
     Parameter(
         "reference_image",

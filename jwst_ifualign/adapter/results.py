@@ -26,6 +26,7 @@ __all__ = [
     "FLAG_NOT_MEASURED",
     "FLAG_LOW_SNR",
     "FLAG_NO_DATA",
+    "FLAG_NOT_CONNECTED",
     "DO_NOT_USE",
     "NON_SCIENCE",
     "valid_voxels",
@@ -42,6 +43,8 @@ FLAG_MAX_SHIFT = "rejected_max_shift"
 FLAG_NOT_MEASURED = "not_measured"
 FLAG_LOW_SNR = "rejected_low_snr"
 FLAG_NO_DATA = "no_data"
+#: Overlaps neither the reference nor any member linked to it: keeps its WCS.
+FLAG_NOT_CONNECTED = "not_connected"
 
 
 @dataclass
@@ -58,7 +61,7 @@ class MemberResult:
         Offset folded into the member's WCS for resampling (zero if rejected).
     flag : str
         "ok" (measured and applied), "reference", "rejected_max_shift", "rejected_low_snr",
-        "not_measured" or "no_data".
+        "not_measured", "no_data" or "not_connected".
     ra_offset, dec_offset, ra_offset_err, dec_offset_err : float
         Applied correction for cube_build's offset_file, arcsec (RA times cos Dec), relative to
         the reference member.

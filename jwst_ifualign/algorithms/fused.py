@@ -38,7 +38,13 @@ import numpy as np
 
 from . import kernels
 from .collapse import collapse_sums
-from .resample import KERNELS, _taps, _translation_filters, translate_nearest, translate_parts
+from .resample import (
+    KERNELS,
+    _taps,
+    _translation_filters,
+    translate_nearest,
+    translate_parts,
+)
 
 __all__ = ["accumulate_translated", "finish_weighted_mean", "implementation_in_use", "usable_sums"]
 

@@ -1,6 +1,7 @@
 """Global offsets from pairwise measurements, by weighted least squares.
 
-With N members, each pair (i, j) gives a measured ``d_j - d_i`` (reference-grid pixels, the
+With N members, each measured pair (i, j) of the overlap graph (a member against the reference
+is the pair (reference, i)) gives a measured ``d_j - d_i`` (reference-grid pixels, the
 package convention) with 1-sigma errors. Solving all pairs together, with the reference fixed at
 zero, makes the members' mutual offsets consistent (a closed set of pairs averages the errors
 specific to one pair: registration bias at a given sub-pixel phase, overlap and edge effects),
@@ -20,7 +21,7 @@ import numpy as np
 
 from .offset import Offset
 
-__all__ = ["PairMeasurement", "GlobalSolution", "solve_pairs"]
+__all__ = ["PairMeasurement", "GlobalSolution", "connected_to", "solve_pairs"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,33 @@ def _axis(n, reference, pairs, values, sigmas):
     return full, full_cov, resid
 
 
+def connected_to(reference, pairs):
+    """Members linked to ``reference`` through a chain of pairs (the reference included).
+
+    Parameters
+    ----------
+    reference : int
+        Index of the reference member.
+    pairs : iterable of PairMeasurement
+        The edges of the overlap graph that were measured.
+
+    Returns
+    -------
+    set of int
+    """
+    neighbours = {}
+    for p in pairs:
+        neighbours.setdefault(p.i, set()).add(p.j)
+        neighbours.setdefault(p.j, set()).add(p.i)
+    linked, todo = {reference}, [reference]
+    while todo:
+        for k in neighbours.get(todo.pop(), ()):
+            if k not in linked:
+                linked.add(k)
+                todo.append(k)
+    return linked
+
+
 def solve_pairs(n_members, reference, pairs, *, floor=1e-4):
     """Solve member offsets from pairwise measurements.
 
@@ -103,14 +131,7 @@ def solve_pairs(n_members, reference, pairs, *, floor=1e-4):
     """
     if n_members < 2:
         raise ValueError("need at least two members")
-    linked = {reference}
-    changed = True
-    while changed:
-        changed = False
-        for p in pairs:
-            if (p.i in linked) != (p.j in linked):
-                linked |= {p.i, p.j}
-                changed = True
+    linked = connected_to(reference, pairs)
     if len(linked) < n_members:
         missing = sorted(set(range(n_members)) - linked)
         raise ValueError(f"members {missing} are not connected to the reference by any pair")
@@ -124,7 +145,12 @@ def solve_pairs(n_members, reference, pairs, *, floor=1e-4):
     dof = 2 * (len(pairs) - (n_members - 1))
     scale = np.sqrt(chi2 / dof) if dof > 0 and chi2 > dof else 1.0
     offsets = [
-        Offset(float(x[k]), float(y[k]), float(np.sqrt(cov_x[k, k]) * scale), float(np.sqrt(cov_y[k, k]) * scale))
+        Offset(
+            float(x[k]),
+            float(y[k]),
+            float(np.sqrt(cov_x[k, k]) * scale),
+            float(np.sqrt(cov_y[k, k]) * scale),
+        )
         for k in range(n_members)
     ]
     residuals = [
