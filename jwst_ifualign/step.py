@@ -64,6 +64,7 @@ class IFUAlignStep(Step):
     output_grid = option("reference", "union", default="reference")  # reference: the reference member's grid; union: the reference's projection and scale extended to cover every member's footprint
     chunk_size = integer(min=1, default=256)  # Wavelength planes processed at once (bounds memory)
     parallel = boolean(default=False)  # Process wavelength chunks in parallel with dask (threads, or the active dask.distributed client)
+    outlier_threshold = float(min=0, default=10.0)  # Reject un-flagged outlier voxels (cosmic-ray and bad-pixel residuals of spec2 cubes) that exceed both spectral neighbours by this many ERR and are alone in wavelength and on the sky, before measuring and combining; 0 turns the rejection off
     save_diagnostics = boolean(default=False)  # Also write <product>_ifualign_diagnostics.png: white-light images before/after alignment and the offsets (needs matplotlib: pip install jwst_ifualign[plot])
     suffix = string(default="ifualign")  # Suffix of the combined cube file
     """  # noqa: E501
@@ -108,6 +109,7 @@ class IFUAlignStep(Step):
             output_grid=self.output_grid,
             chunk_size=int(self.chunk_size),
             parallel=bool(self.parallel),
+            outlier_threshold=float(self.outlier_threshold),
         )
 
     def process(self, step_input):

@@ -23,6 +23,7 @@ from ..exceptions import InputError, ParameterError
 from .assembly import combine_block, output_grid, resamplers, run_blocks
 from .inputs import check_compatible
 from .measurement import measure_members, placement
+from .rejection import reject_outliers
 from .results import (  # noqa: F401 - re-exported: the public names of the adapter
     FLAG_LOW_SNR,
     FLAG_MAX_SHIFT,
@@ -140,7 +141,14 @@ def align_members(members, options):
     placements, varies = zip(
         *(placement(ref, model, inverse) for model in members.models), strict=True
     )
-    results, pair_fit = measure_members(members, ref_index, placements, options, planes, chunks, wavelengths)
+    # Outliers are rejected once; the cleaned view is what the measurement and the combination
+    # read (placements and grids come from the models themselves).
+    cleaned, n_outliers = reject_outliers(
+        members, threshold=options.outlier_threshold, block=options.chunk_size
+    )
+    results, pair_fit = measure_members(cleaned, ref_index, placements, options, planes, chunks, wavelengths)
+    for r, n in zip(results, n_outliers, strict=True):
+        r.outliers = n
     for r in results:
         m = r.measured
         log.info(
@@ -168,7 +176,7 @@ def align_members(members, options):
     def block(z0, z1):
         # Each block writes its own planes of the output (disjoint views: safe on threads).
         return combine_block(
-            members,
+            cleaned,
             per_member,
             z0,
             z1,

@@ -58,6 +58,7 @@ class AlignOptions:
     output_grid: str = "reference"
     chunk_size: int = 256
     parallel: bool = False
+    outlier_threshold: float = 10.0
 
 
 @dataclass
@@ -79,6 +80,9 @@ class MemberResult:
         Applied correction for cube_build's offset_file, arcsec (RA times cos Dec).
     measurement : MemberMeasurement or None
         Details (formal error, chunk offsets), None for the reference or when not measured.
+    outliers : int
+        Un-flagged outlier voxels rejected from the member (kept out of the measurement and the
+        combined cube).
     """
 
     name: str
@@ -90,6 +94,7 @@ class MemberResult:
     ra_offset_err: float = 0.0
     dec_offset_err: float = 0.0
     measurement: MemberMeasurement | None = None
+    outliers: int = 0
 
     @property
     def accepted(self):
