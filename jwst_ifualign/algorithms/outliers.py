@@ -41,12 +41,16 @@ SPATIAL_FRACTION = 0.5
 
 
 def _spectral_excess(d):
-    """``d - max(d[z-1], d[z+1])`` with NaN neighbours ignored; shape of ``d``, NaN at ends."""
-    prev = np.full_like(d, np.nan)
-    nxt = np.full_like(d, np.nan)
-    prev[1:] = d[:-1]
-    nxt[:-1] = d[1:]
-    return d - np.fmax(prev, nxt)
+    """``d - max(d[z-1], d[z+1])`` with NaN neighbours ignored (one neighbour at the ends)."""
+    s = np.empty_like(d)
+    if d.shape[0] < 2:
+        s[:] = np.nan
+        return s
+    np.fmax(d[:-2], d[2:], out=s[1:-1])
+    np.subtract(d[1:-1], s[1:-1], out=s[1:-1])
+    s[0] = d[0] - d[1]
+    s[-1] = d[-1] - d[-2]
+    return s
 
 
 def find_outliers(data, err, *, threshold=DEFAULT_THRESHOLD, block=256):
@@ -78,11 +82,13 @@ def find_outliers(data, err, *, threshold=DEFAULT_THRESHOLD, block=256):
         s_full = _spectral_excess(d)
         s = s_full[z0 - a0 : z1 - a0]
         with np.errstate(invalid="ignore"):
-            candidate = s > threshold * e  # False for NaN (data, neighbours or error)
-            candidate &= e > 0
-        zc, yc, xc = np.nonzero(candidate)
-        if zc.size == 0:
+            limit = np.multiply(e, np.float32(threshold))
+            flat = np.flatnonzero(s > limit)
+        if flat.size == 0:
             continue
+        zc, yc, xc = np.unravel_index(flat, s.shape)
+        positive = e[zc, yc, xc] > 0  # False for NaN (data, neighbours or error compare False)
+        zc, yc, xc = zc[positive], yc[positive], xc[positive]
         zd = zc + (z0 - a0)  # plane index in d
         value = d[zd, yc, xc]
         excess = s[zc, yc, xc]

@@ -254,10 +254,18 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=N
         ny, nx = r.shape
         r_pad, i_pad = _pad_even([r_prov, i_prov], margin)
         core = (slice(margin, margin + ny), slice(margin, margin + nx))
+        if holes_ref.mask.any():
+            # Where the image is missing too (the same sky lost in both), the reference keeps
+            # its provisional fill, which the image's hole then copies.
+            from_img = _fourier_shift(i_pad, -shift[0], -shift[1])[core]
+            both = _sample(holes_img.mask.astype(float), *shift) > 0
+            fill = holes_ref.mask & ~both
+            r[fill] = from_img[fill]
+            common = holes_ref.mask & both
+            r[common] = r_prov[common]
+            r_pad = _pad_even([r], margin)[0]
         if holes_img.mask.any():
             i[holes_img.mask] = _fourier_shift(r_pad, shift[0], shift[1])[core][holes_img.mask]
-        if holes_ref.mask.any():
-            r[holes_ref.mask] = _fourier_shift(i_pad, -shift[0], -shift[1])[core][holes_ref.mask]
     sigma = None
     if err is not None:
         # One error level for the whole window: chi2 weights by 1/err**2 in the reference frame,
