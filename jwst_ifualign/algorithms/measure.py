@@ -171,7 +171,9 @@ class MemberMeasurement:
         ``(ex, ey)``: the spatial error of the full-range measurement, from the residual between
         the aligned images (see
         :func:`~jwst_ifualign.algorithms.registration.measure_offset_details`); it sees static
-        patterns that the chunks, whose errors average down with wavelength, cannot.
+        patterns that the chunks, whose errors average down with wavelength, cannot. Scaled by
+        Student's t for the effective number of regions behind it (``spatial_raw_err``
+        unscaled: its systematic part decides the warning).
     error_term : str
         Which of ``ERROR_TERMS`` sets the reported error (on the axis with the larger error).
     """
@@ -184,14 +186,17 @@ class MemberMeasurement:
     native_grid: bool = True
     spatial_err: tuple = (np.nan, np.nan)
     error_term: str = "noise"
+    spatial_raw_err: tuple = (np.nan, np.nan)
 
     @property
     def systematic_err(self):
-        """``(ex, ey)``: the part of the spatial error beyond the noise error,
+        """``(ex, ey)``: the part of the (unscaled) spatial error beyond the noise error,
         ``sqrt(spatial**2 - noise**2)`` (0 where the spatial error is the smaller)."""
         return tuple(
             float(np.sqrt(max(sp**2 - fo**2, 0.0))) if np.isfinite(sp) and np.isfinite(fo) else 0.0
-            for sp, fo in zip(self.spatial_err, (self.formal.dx_err, self.formal.dy_err), strict=True)
+            for sp, fo in zip(
+                self.spatial_raw_err, (self.formal.dx_err, self.formal.dy_err), strict=True
+            )
         )
 
     @property
@@ -221,7 +226,18 @@ def _measure_one(
         spatial_errors=spatial,
     )
     s = reg.offset
-    return Offset(s.dx - residual[0], s.dy - residual[1], s.dx_err, s.dy_err), reg.spatial_err
+    offset = Offset(s.dx - residual[0], s.dy - residual[1], s.dx_err, s.dy_err)
+    return offset, (reg.spatial_err, reg.spatial_clusters)
+
+
+def _t_scale(n):
+    """Ratio of Student's t (``n - 1`` degrees of freedom) and Gaussian 2-sigma quantiles: the
+    factor by which a scatter from ``n`` values must grow for +-2 of it to cover what a known
+    sigma would (x1.42 for 5). 1 for ``n`` infinite or not finite; at most that of n = 2."""
+    if not np.isfinite(n):
+        return 1.0
+    dof = max(float(n) - 1.0, 1.0)
+    return float(special.stdtrit(dof, _COVERAGE_2SIGMA) / special.ndtri(_COVERAGE_2SIGMA))
 
 
 def _chunk_chi2(chunks):
@@ -270,7 +286,7 @@ def measure_placed(
         If the full-range images cannot be registered.
     """
     results = []
-    spatial = (np.nan, np.nan)
+    spatial = spatial_raw = (np.nan, np.nan)
     for k, ((rimg, rerr), (pimg, perr)) in enumerate(
         zip(reference_images, placed_images, strict=True)
     ):
@@ -284,7 +300,12 @@ def measure_placed(
             )
             results.append(off)
             if k == 0:
-                spatial = sp
+                spatial_raw, clusters = sp
+                # A variance from few regions is itself uncertain: scale it like the chunk
+                # scatter, by Student's t for the effective number of regions minus one.
+                spatial = tuple(
+                    float(v * _t_scale(n)) for v, n in zip(spatial_raw, clusters, strict=True)
+                )
         except RegistrationError:
             if k == 0:
                 raise
@@ -296,8 +317,7 @@ def measure_placed(
         arr = np.array([(c.dx, c.dy) for c in good])
         # A scatter from few chunks is itself uncertain: scale it so that +-2 sigma covers what
         # a Gaussian 2 sigma would (Student t with n - 1 degrees of freedom; x1.42 for 5 chunks).
-        t_scale = special.stdtrit(len(good) - 1, _COVERAGE_2SIGMA) / special.ndtri(_COVERAGE_2SIGMA)
-        scatter = arr.std(axis=0, ddof=1) * t_scale
+        scatter = arr.std(axis=0, ddof=1) * _t_scale(len(good))
         if not chunk_chi2 > CHUNK_CHI2_WARN:
             # Chunks agree within their noise: their scatter averages down over the chunks.
             # Otherwise it is systematic (an offset that changes with wavelength, an
@@ -326,6 +346,7 @@ def measure_placed(
         chunk_chi2=chunk_chi2,
         native_grid=native_grid,
         spatial_err=tuple(float(v) for v in spatial),
+        spatial_raw_err=tuple(float(v) for v in spatial_raw),
         error_term=ERROR_TERMS[int(np.argmax(terms[axis]))],
     )
 

@@ -81,7 +81,6 @@ MAX_HOLE_PIXELS = 6
 #: Side (pixels) of the square tiles whose summed residual scores enter the spatial error (a
 #: residual pattern correlated over neighbouring pixels is counted once per tile, not per pixel).
 SPATIAL_TILE = 3
-_SANDWICH = True
 
 
 class Registration(NamedTuple):
@@ -95,10 +94,14 @@ class Registration(NamedTuple):
         ``(ex, ey)`` px: the error that the residual between the two aligned images implies
         (see :func:`measure_offset_details`); it contains the noise and any static pattern
         (striping, holes, an undersampled PSF, background structure). NaN when not computed.
+    spatial_clusters : tuple of float
+        ``(nx, ny)``: effective number of independent regions behind each spatial error (few
+        when the source's core holds the information), for its own uncertainty.
     """
 
     offset: Offset
     spatial_err: tuple
+    spatial_clusters: tuple = (np.nan, np.nan)
 
 
 class RegistrationError(ValueError):
@@ -647,10 +650,10 @@ def measure_offset_details(
         current = (offset.dx, offset.dy)
         if change < tolerance:
             break
-    spatial = (np.nan, np.nan)
+    spatial = (np.nan,) * 4
     if spatial_errors:
         spatial = _spatial_error(r, i, (offset.dx, offset.dy), margin)
-    return Registration(offset, spatial)
+    return Registration(offset, spatial[:2], spatial[2:])
 
 
 def _spatial_error(r, i, shift, margin):
@@ -664,45 +667,37 @@ def _spatial_error(r, i, shift, margin):
     resid = r - back
     gy, gx = np.gradient(0.5 * (r + back))
     a = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
-    try:
-        np.linalg.inv(a)
-    except np.linalg.LinAlgError:
-        return np.nan, np.nan
+    if not np.linalg.det(a) > 0:
+        return np.nan, np.nan, np.nan, np.nan
     t = SPATIAL_TILE
     ny, nx = resid.shape
     ny, nx = ny - ny % t, nx - nx % t
-    per_pixel = [v[:ny, :nx] for v in (gx * resid, gy * resid, gx * gx, gx * gy, gy * gy)]
-    worst = np.zeros(2)
-    # Clusters: t x t tiles, single columns and single rows (a pattern fixed on an exposure's
-    # columns or rows, such as striping, is correlated along the whole column or row).
+    a_inv = np.linalg.inv(a)
+    scores = (gx * resid)[:ny, :nx], (gy * resid)[:ny, :nx]
+    worst, clusters = np.zeros(2), np.full(2, np.inf)
+    # Clusters: t x t tiles, and strips t wide along columns and along rows (a pattern fixed on
+    # an exposure's columns or rows, such as striping, is correlated along the whole strip).
     for shape, axes in (
         ((ny // t, t, nx // t, t), (1, 3)),
         ((ny, nx // t, t), (0, 2)),
         ((ny // t, t, nx), (1, 2)),
     ):
-        sx, sy, axx, axy, ayy = (v.reshape(shape).sum(axis=axes).ravel() for v in per_pixel)
-        if _SANDWICH:
-            b = np.array([[np.sum(sx * sx), np.sum(sx * sy)], [np.sum(sx * sy), np.sum(sy * sy)]])
-            a_inv = np.linalg.inv(a)
-            worst = np.maximum(worst, np.diag(a_inv @ b @ a_inv))
-            continue
-        keep = (axx + ayy) > 0
-        if keep.sum() < 2:
-            continue
-        sx, sy, axx, axy, ayy = sx[keep], sy[keep], axx[keep], axy[keep], ayy[keep]
-        # Delete-one-cluster jackknife, linearised: without cluster c the fit moves by
-        # (A - A_c)^-1 s_c (the other clusters' scores sum to -s_c at the optimum).
-        rest = np.empty((sx.size, 2, 2))
-        rest[:, 0, 0], rest[:, 0, 1], rest[:, 1, 0], rest[:, 1, 1] = (
-            a[0, 0] - axx, a[0, 1] - axy, a[1, 0] - axy, a[1, 1] - ayy
-        )
-        det = rest[:, 0, 0] * rest[:, 1, 1] - rest[:, 0, 1] ** 2
-        ok = det > 1e-6 * np.linalg.det(a)
-        if ok.sum() < 2:
-            continue
-        dx = (rest[ok, 1, 1] * sx[ok] - rest[ok, 0, 1] * sy[ok]) / det[ok]
-        dy = (rest[ok, 0, 0] * sy[ok] - rest[ok, 1, 0] * sx[ok]) / det[ok]
-        g = dx.size
-        var = (g - 1) / g * np.array([np.sum((dx - dx.mean()) ** 2), np.sum((dy - dy.mean()) ** 2)])
-        worst = np.maximum(worst, var)
-    return float(np.sqrt(worst[0])), float(np.sqrt(worst[1]))
+        sx, sy = (v.reshape(shape).sum(axis=axes).ravel() for v in scores)
+        b = np.array([[np.sum(sx * sx), np.sum(sx * sy)], [np.sum(sx * sy), np.sum(sy * sy)]])
+        var = np.diag(a_inv @ b @ a_inv)
+        # Effective number of clusters behind each axis's variance (its contributions are
+        # (A^-1 s_c)**2): few when the source's core, a few tiles, holds all the information.
+        step = a_inv @ np.stack([sx, sy])
+        c2 = step**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n_eff = np.sum(c2, axis=1) ** 2 / np.sum(c2**2, axis=1)
+        better = var > worst
+        worst = np.where(better, var, worst)
+        clusters = np.where(better, np.nan_to_num(n_eff, nan=np.inf), clusters)
+    return (
+        float(np.sqrt(worst[0])),
+        float(np.sqrt(worst[1])),
+        float(clusters[0]),
+        float(clusters[1]),
+    )
+
