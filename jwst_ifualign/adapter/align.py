@@ -146,7 +146,9 @@ def align_members(members, options):
     cleaned, n_outliers = reject_outliers(
         members, threshold=options.outlier_threshold, block=options.chunk_size
     )
-    results, pair_fit = measure_members(cleaned, ref_index, placements, options, planes, chunks, wavelengths)
+    results, pair_fit = measure_members(
+        cleaned, ref_index, placements, options, planes, chunks, wavelengths
+    )
     for r, n in zip(results, n_outliers, strict=True):
         r.outliers = n
     for r in results:

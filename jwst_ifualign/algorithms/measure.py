@@ -205,7 +205,9 @@ class MemberMeasurement:
         either axis."""
         return any(
             s > SYSTEMATIC_WARN * f
-            for s, f in zip(self.systematic_err, (self.formal.dx_err, self.formal.dy_err), strict=True)
+            for s, f in zip(
+                self.systematic_err, (self.formal.dx_err, self.formal.dy_err), strict=True
+            )
         )
 
 

@@ -31,6 +31,15 @@ How both images are prepared (:func:`measure_offset`):
    measures only a small residual, where peak fits are unbiased; the estimate is updated and
    steps 2-4 repeat until it changes by less than ``tolerance``.
 
+Holes (a few missing pixels surrounded by data) are not cut out of the window of step 2: each
+image's holes take the other image's windowed content at the current estimate, so they agree
+with it and carry no information; the iteration converges to what the valid pixels give,
+whichever image the holes are in (:func:`_windowed_pair`).
+
+:func:`measure_offset_details` also returns a spatial error from the residual of the two aligned
+images (a cluster-robust estimate over tiles and strips), which sees static patterns such as
+striping that an error from wavelength chunks cannot.
+
 This module knows nothing about datamodels or WCS: inputs are 2-D arrays of shape (ny, nx).
 """
 

@@ -399,7 +399,8 @@ def make_cube(
     holes = _holes(art, footprint, (xs, ys), rng)
     if art.outlier_fraction:
         inside = np.flatnonzero(np.broadcast_to(footprint, data.shape).ravel())
-        hits = rng.choice(inside, size=int(round(art.outlier_fraction * inside.size)), replace=False)
+        n_hits = int(round(art.outlier_fraction * inside.size))
+        hits = rng.choice(inside, size=n_hits, replace=False)
         z = hits // (ny * nx)
         data.ravel()[hits] += art.outlier_amplitude * peak[z]
 
