@@ -40,8 +40,22 @@ contributes ``|dx - truth_dx|`` and ``|dy - truth_dy|``) unless the column says 
 ``<=2sig``
     Fraction of axis measurements with ``|error| <= 2 * reported sigma``; about 0.95 when the
     reported uncertainties are right, much less when they are too small.
+``max|e|``
+    Largest absolute error, px.
+``psf med``, ``psf max``
+    Median and largest absolute error of a point-source fit on the native pixels of the same
+    cubes (a Gaussian fitted to each cube's white-light image, carried onto the reference grid
+    by the member's WCS: no resampling, no registration), the yardstick for artefacts that a
+    good measurement cannot remove (striping).
+``spatial``
+    Fraction of members whose reported error is set by the spatial (residual) term.
 ``sec``
     Mean wall time of one ``align_members`` call (measure and combine the 4 members), s.
+
+With ``--artefacts`` every association is also simulated with each named artefact of a real
+single-exposure cube (`ARTEFACTS`: background offsets and gradients, un-flagged outliers,
+random holes, a hole next to the source in the reference or a member, striping), the same
+pointing errors and noise for all, and each gets its own rows.
 
 With ``--breakdown`` a second table per method pools S/N >= 5 per instrument and splits it by
 one geometry factor at a time (size parity, wavelength axis, position angle), which shows
@@ -55,6 +69,8 @@ Usage
     python benchmarks/accuracy.py                  # full grid, 64 associations: 5-12 minutes
     python benchmarks/accuracy.py --trials 3 --breakdown --json results.json
     python benchmarks/accuracy.py --methods chi2 dft --instruments miri --snr 5 20 --trials 5
+    python benchmarks/accuracy.py --methods chi2 dft --snr 20 --geometries 4 \
+        --artefacts clean background outliers holes hole_ref hole_member striping
 """
 
 from __future__ import annotations
@@ -65,15 +81,22 @@ import logging
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.optimize import curve_fit
 
 from jwst_ifualign.adapter.align import AlignOptions, align_members
 from jwst_ifualign.adapter.inputs import Members
 from jwst_ifualign.algorithms.registration import METHODS
-from jwst_ifualign.testing.simulate import MIRI_CH1, NIRSPEC_G395H, simulate_association
+from jwst_ifualign.testing.simulate import (
+    MIRI_CH1,
+    NIRSPEC_G395H,
+    Artefacts,
+    simulate_association,
+)
 
 #: Instrument key -> (label, simulator setup, {"odd": (ny, nx), "even": (ny, nx)}).
 INSTRUMENTS = {
@@ -110,6 +133,23 @@ POOLED_SNR_MIN = 5.0
 DEFAULT_TRIALS = 1
 DEFAULT_NWAVE = 200
 
+#: Artefacts of real single-exposure cubes (``--artefacts``): name -> {member index: Artefacts}.
+#: Amplitudes as in issue 14: backgrounds of 3 noise sigma on two members, 0.1% outliers at 50x
+#: the peak in one member, 2% random holes in every member, one hole next to the source in the
+#: reference or in a member, and a striping x(1 +- 0.15) with its own phase per exposure.
+ARTEFACTS = {
+    "clean": {},
+    "background": {
+        1: Artefacts(background_offset=3.0),
+        2: Artefacts(background_gradient=3.0),
+    },
+    "outliers": {1: Artefacts(outlier_fraction=0.001, outlier_amplitude=50.0)},
+    "holes": {i: Artefacts(hole_fraction=0.02) for i in range(N_MEMBERS)},
+    "hole_ref": {0: Artefacts(hole_at_source=True)},
+    "hole_member": {2: Artefacts(hole_at_source=True)},
+    "striping": {i: Artefacts(stripe_amplitude=0.15) for i in range(N_MEMBERS)},
+}
+
 
 @dataclass(frozen=True)
 class Case:
@@ -131,6 +171,8 @@ class Case:
         Trial number.
     nwave : int
         Number of wavelength planes.
+    artefact : str
+        Key of `ARTEFACTS` ("clean" for none).
     seed_key : tuple of int
         Spawn key of this case's random streams under the run's seed: instrument, S/N (x1000),
         geometry and trial, so a case draws the same numbers whatever else the run holds.
@@ -144,9 +186,10 @@ class Case:
     trial: int
     nwave: int
     seed_key: tuple
+    artefact: str = "clean"
 
 
-def make_cases(instruments, snrs, trials, nwave, geometries_per_cell):
+def make_cases(instruments, snrs, trials, nwave, geometries_per_cell, artefacts=("clean",)):
     """List the simulated associations of a run.
 
     Parameters
@@ -162,6 +205,9 @@ def make_cases(instruments, snrs, trials, nwave, geometries_per_cell):
     geometries_per_cell : int
         How many of the 8 `GEOMETRIES` each (instrument, S/N, trial) cell simulates: 8 for the
         full design, 4 or 2 for a balanced subset that rotates through the 8 from cell to cell.
+    artefacts : sequence of str
+        Keys of `ARTEFACTS`; each artefact gets the same associations (pointing errors, noise),
+        so the columns differ by the artefact alone.
 
     Returns
     -------
@@ -180,18 +226,20 @@ def make_cases(instruments, snrs, trials, nwave, geometries_per_cell):
                 for k in range(geometries_per_cell):
                     i_geom = (start + k) % len(GEOMETRIES)
                     parity, tabular, pa_deg = GEOMETRIES[i_geom]
-                    cases.append(
-                        Case(
-                            instrument=inst,
-                            snr=float(snr),
-                            parity=parity,
-                            tabular=tabular,
-                            pa_deg=pa_deg,
-                            trial=trial,
-                            nwave=nwave,
-                            seed_key=(i_inst, round(1000 * snr), i_geom, trial),
+                    for artefact in artefacts:
+                        cases.append(
+                            Case(
+                                instrument=inst,
+                                snr=float(snr),
+                                parity=parity,
+                                tabular=tabular,
+                                pa_deg=pa_deg,
+                                trial=trial,
+                                nwave=nwave,
+                                seed_key=(i_inst, round(1000 * snr), i_geom, trial),
+                                artefact=artefact,
+                            )
                         )
-                    )
     return cases
 
 
@@ -224,7 +272,51 @@ def simulate_case(case, seed):
         tabular=case.tabular,
         snr=case.snr,
         seed=int(noise_seq.generate_state(1)[0]),
+        artefacts=ARTEFACTS[case.artefact],
     )
+
+
+def _gaussian2d(coords, amplitude, x0, y0, sigma, background):
+    x, y = coords
+    return amplitude * np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * sigma**2)) + background
+
+
+def point_source_position(model, half=3):
+    """(x, y) of the point source on the cube's native pixels: a circular Gaussian plus a
+    constant fitted to the white-light image (mean over wavelength) in a (2 half + 1)**2 box
+    around its brightest spaxel; NaN spaxels are left out of the fit."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        image = np.nanmean(np.where(model.dq & 1, np.nan, model.data), axis=0)
+    ny, nx = image.shape
+    yp, xp = np.unravel_index(np.nanargmax(image), image.shape)
+    y0, y1 = max(0, yp - half), min(ny, yp + half + 1)
+    x0, x1 = max(0, xp - half), min(nx, xp + half + 1)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    box = image[y0:y1, x0:x1]
+    ok = np.isfinite(box)
+    start = (box[ok].max() - np.median(box[ok]), xp, yp, 1.0, np.median(box[ok]))
+    popt, _ = curve_fit(_gaussian2d, (xx[ok], yy[ok]), box[ok], p0=start, maxfev=4000)
+    return float(popt[1]), float(popt[2])
+
+
+def point_source_offsets(sim):
+    """(dx, dy) of every member from point-source fits on the native pixels of each cube.
+
+    The member's fitted position is carried through its own WCS onto the reference grid (which
+    is where the reprojected member shows it), and the reference's fitted position subtracted:
+    the step's convention, without any resampling or registration.
+    """
+    ref = sim.members[0].model
+    z = ref.data.shape[0] // 2
+    xr, yr = point_source_position(ref)
+    out = []
+    for m in sim.members:
+        x, y = point_source_position(m.model)
+        ra, dec, lam = m.model.meta.wcs(x, y, z, with_bounding_box=False)
+        xm, ym, _ = ref.meta.wcs.invert(ra, dec, lam, with_bounding_box=False)
+        out.append((float(xm) - xr, float(ym) - yr))
+    return out
 
 
 def run_case(case, methods, seed):
@@ -256,6 +348,10 @@ def run_case(case, methods, seed):
     )
     base = asdict(case)
     base["seed_key"] = list(case.seed_key)
+    try:
+        psf = point_source_offsets(sim)
+    except (RuntimeError, ValueError):  # the fit did not converge
+        psf = [(np.nan, np.nan)] * n
     records = []
     for method in methods:
         t0 = time.perf_counter()
@@ -277,6 +373,9 @@ def run_case(case, methods, seed):
                     "dx_err": float(m.dx_err),
                     "dy_err": float(m.dy_err),
                     "flag": res.flag,
+                    "error_term": "" if res.measurement is None else res.measurement.error_term,
+                    "psf_dx": psf[i][0],
+                    "psf_dy": psf[i][1],
                     "seconds": seconds,
                 }
             )
@@ -350,7 +449,18 @@ def summarize(records):
     sy = np.array([r["dy_err"] for r in ok])
     err = np.abs(np.concatenate([ex, ey]))
     sig = np.concatenate([sx, sy])
-    calls = {(tuple(r["seed_key"]), r["method"]): r["seconds"] for r in records}
+    calls = {
+        (tuple(r["seed_key"]), r.get("artefact", "clean"), r["method"]): r["seconds"]
+        for r in records
+    }
+    psf = np.abs(
+        np.concatenate(
+            [
+                [r["psf_dx"] - r["truth_dx"] for r in ok if np.isfinite(r.get("psf_dx", np.nan))],
+                [r["psf_dy"] - r["truth_dy"] for r in ok if np.isfinite(r.get("psf_dy", np.nan))],
+            ]
+        )
+    )
     nan = float("nan")
     with np.errstate(invalid="ignore"):
         within = err <= 2.0 * sig  # False where sigma is NaN
@@ -360,6 +470,10 @@ def summarize(records):
         "rej": sum(r["flag"] == "rejected_max_shift" for r in records),
         "median": float(np.median(err)) if err.size else nan,
         "p90": float(np.percentile(err, 90)) if err.size else nan,
+        "max": float(np.max(err)) if err.size else nan,
+        "psf_median": float(np.median(psf)) if psf.size else nan,
+        "psf_max": float(np.max(psf)) if psf.size else nan,
+        "spatial": float(np.mean([r.get("error_term") == "spatial" for r in ok])) if ok else nan,
         "bias_x": float(np.mean(ex)) if ex.size else nan,
         "bias_y": float(np.mean(ey)) if ey.size else nan,
         "within": float(np.mean(within)) if err.size else nan,
@@ -374,9 +488,13 @@ _COLUMNS = (
     ("rej", "rej", "{:>4d}"),
     ("med|e|", "median", "{:>8.4f}"),
     ("p90|e|", "p90", "{:>8.4f}"),
+    ("max|e|", "max", "{:>8.4f}"),
     ("bias_x", "bias_x", "{:>+8.4f}"),
     ("bias_y", "bias_y", "{:>+8.4f}"),
     ("<=2sig", "within", "{:>6.2f}"),
+    ("psf med", "psf_median", "{:>8.4f}"),
+    ("psf max", "psf_max", "{:>8.4f}"),
+    ("spatial", "spatial", "{:>7.2f}"),
     ("sec", "sec", "{:>5.2f}"),
 )
 
@@ -423,18 +541,30 @@ def _snr_label(snr):
     return f"{snr:g}"
 
 
-def method_table(records, method, instruments, snrs):
-    """The main table of one method: rows per instrument and S/N, plus the S/N >= 5 pool."""
+def method_table(records, method, instruments, snrs, artefacts=("clean",)):
+    """The main table of one method: rows per instrument (and artefact) and S/N, plus the
+    S/N >= 5 pool."""
     rows = []
+    with_artefacts = tuple(artefacts) != ("clean",)
     for inst in instruments:
         label = INSTRUMENTS[inst][0]
-        mine = [r for r in records if r["method"] == method and r["instrument"] == inst]
-        for snr in snrs:
-            rows.append(((label, _snr_label(snr)), summarize([r for r in mine if r["snr"] == snr])))
-        pooled = [r for r in mine if r["snr"] >= POOLED_SNR_MIN]
-        if pooled and sum(s >= POOLED_SNR_MIN for s in snrs) > 1:
-            rows.append(((label, f">={POOLED_SNR_MIN:g}"), summarize(pooled)))
-    return format_table(f"method = {method}", ("instrument", "S/N"), rows)
+        for artefact in artefacts:
+            mine = [
+                r
+                for r in records
+                if r["method"] == method
+                and r["instrument"] == inst
+                and r.get("artefact", "clean") == artefact
+            ]
+            labels = (label, artefact) if with_artefacts else (label,)
+            for snr in snrs:
+                subset = [r for r in mine if r["snr"] == snr]
+                rows.append(((*labels, _snr_label(snr)), summarize(subset)))
+            pooled = [r for r in mine if r["snr"] >= POOLED_SNR_MIN]
+            if pooled and sum(s >= POOLED_SNR_MIN for s in snrs) > 1:
+                rows.append(((*labels, f">={POOLED_SNR_MIN:g}"), summarize(pooled)))
+    headers = ("instrument", "artefact", "S/N") if with_artefacts else ("instrument", "S/N")
+    return format_table(f"method = {method}", headers, rows)
 
 
 def breakdown_table(records, method, instruments):
@@ -503,6 +633,14 @@ def parse_args(argv=None):
         "--snr", nargs="+", type=float, default=list(DEFAULT_SNR), help="per-voxel S/N values"
     )
     parser.add_argument("--nwave", type=int, default=DEFAULT_NWAVE, help="wavelength planes")
+    parser.add_argument(
+        "--artefacts",
+        nargs="+",
+        choices=tuple(ARTEFACTS),
+        default=["clean"],
+        help="artefacts of real single-exposure cubes to add (one table row group each, on "
+        "the same associations); default clean only",
+    )
     parser.add_argument("--seed", type=int, default=2024, help="seed of the whole run")
     parser.add_argument(
         "--jobs",
@@ -530,7 +668,9 @@ def main(argv=None):
     """Run the benchmark and print its tables; returns the process exit code."""
     args = parse_args(argv)
     snrs = sorted(set(args.snr))
-    cases = make_cases(args.instruments, snrs, args.trials, args.nwave, args.geometries)
+    cases = make_cases(
+        args.instruments, snrs, args.trials, args.nwave, args.geometries, args.artefacts
+    )
     print(
         f"jwst_ifualign accuracy benchmark: {len(cases)} associations of {N_MEMBERS} members "
         f"(nwave={args.nwave}, {args.trials} trial(s), {args.geometries}/8 geometries per "
@@ -544,7 +684,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - t0
     print("Errors are measured - truth in reference pixels (module docstring).\n")
     for method in args.methods:
-        print(method_table(records, method, args.instruments, snrs))
+        print(method_table(records, method, args.instruments, snrs, args.artefacts))
         print()
         if args.breakdown:
             print(breakdown_table(records, method, args.instruments))

@@ -190,3 +190,57 @@ def test_fourier_shift_with_real_transforms_equals_the_full_transform(shape, shi
     kx = np.fft.fftfreq(shape[1])[None, :]
     full = np.real(np.fft.ifft2(np.fft.fft2(image) * np.exp(-2j * np.pi * (kx * dx + ky * dy))))
     np.testing.assert_allclose(_fourier_shift(image, dx, dy), full, rtol=0, atol=1e-12)
+
+
+def _hole_next_to_peak(image, shape, dx=0.0, dy=0.0):
+    """NaN at the pixel one step along +x from the PSF peak of ``scene(shape, dx, dy)``."""
+    ny, nx = shape
+    x = int(np.rint((nx - 1) / 2 + 0.17 + dx)) + 1
+    y = int(np.rint((ny - 1) / 2 - 0.23 + dy))
+    image[y, x] = np.nan
+    return image
+
+
+@pytest.mark.parametrize("method", ["chi2", "dft", "cross_correlation"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shift", SHIFTS, ids=lambda s: f"{s[0]:+}{s[1]:+}")
+@pytest.mark.parametrize("where", ["reference", "image"])
+def test_hole_next_to_the_peak_does_not_bias(method, shape, shift, where):
+    # One missing pixel beside the PSF's peak: cut out of the moving window as an edge, it
+    # biased every method by 0.02-0.2 px; filled from the other image at the current shift it
+    # carries no information and costs none.
+    ref, img = scene(shape), scene(shape, *shift)
+    if where == "reference":
+        _hole_next_to_peak(ref, shape)
+    else:
+        _hole_next_to_peak(img, shape, *shift)
+    ref[:3] = np.nan
+    img[:, -4:] = np.nan
+    err = np.full(shape, 0.01)
+    off = measure_offset(ref, img, method=method, reference_err=err, image_err=err)
+    assert off.dx == pytest.approx(shift[0], abs=0.005)
+    assert off.dy == pytest.approx(shift[1], abs=0.005)
+
+
+def test_spatial_error_matches_noise_error_on_noise_and_sees_a_static_pattern():
+    from jwst_ifualign.algorithms.registration import measure_offset_details
+
+    shape = (45, 47)
+    rng = np.random.default_rng(11)
+    ratios = []
+    for _ in range(8):
+        ref = scene(shape) + rng.normal(0, 0.2, shape)
+        img = scene(shape, 0.31, -0.42) + rng.normal(0, 0.2, shape)
+        e = np.full(shape, 0.2)
+        reg = measure_offset_details(ref, img, method="chi2", reference_err=e, image_err=e)
+        ratios.append(np.array(reg.spatial_err) / (reg.offset.dx_err, reg.offset.dy_err))
+    # Noise alone: the spatial error scatters about the noise (chi2) error.
+    assert 0.6 < np.median(ratios) < 1.6
+    # A column striping fixed on each image (the same pattern would cancel): far above.
+    x = np.arange(shape[1])
+    ref = scene(shape) * (1 + 0.15 * np.cos(2 * np.pi * x / 3 + 0.4))
+    img = scene(shape, 0.31, -0.42) * (1 + 0.15 * np.cos(2 * np.pi * x / 3 + 2.5))
+    e = np.full(shape, 0.2)
+    reg = measure_offset_details(ref, img, method="chi2", reference_err=e, image_err=e)
+    assert reg.spatial_err[0] > 5 * reg.offset.dx_err
+    assert abs(reg.offset.dx - 0.31) <= 2 * reg.spatial_err[0]

@@ -30,6 +30,7 @@ from .assembly import (
 from .inputs import check_compatible, plane_wavelengths
 from .measurement import measure_members, placement
 from .parameters import resolve_reference
+from .rejection import reject_outliers
 from .results import (  # noqa: F401 - re-exported: the public names of the adapter
     DO_NOT_USE,
     FLAG_LOW_SNR,
@@ -136,7 +137,16 @@ def align_members(members, options):
     placements, varies = zip(
         *(placement(ref, model, inverse) for model in members.models), strict=True
     )
-    results, pair_fit = measure_members(members, ref_index, placements, options, planes, chunks, wavelengths)
+    # Outliers are rejected once; the cleaned view is what the measurement and the combination
+    # read (placements and grids come from the models themselves).
+    cleaned, n_outliers = reject_outliers(
+        members, threshold=options.outlier_threshold, block=options.chunk_size
+    )
+    results, pair_fit = measure_members(
+        cleaned, ref_index, placements, options, planes, chunks, wavelengths
+    )
+    for r, n in zip(results, n_outliers, strict=True):
+        r.outliers = n
     for r in results:
         m = r.measured
         log.info(
@@ -164,7 +174,7 @@ def align_members(members, options):
     def block(z0, z1):
         # Each block writes its own planes of the output (disjoint views: safe on threads).
         return combine_block(
-            members,
+            cleaned,
             per_member,
             z0,
             z1,
@@ -176,7 +186,7 @@ def align_members(members, options):
 
     def remote(z0, z1):
         # The same block as a task for another process (dask.distributed): picklable arguments.
-        planes, portable = portable_block(members, per_member, z0, z1)
+        planes, portable = portable_block(cleaned, per_member, z0, z1)
         kwargs = {"method": options.combine, "kernel": options.kernel, "out_shape": (ny, nx)}
         return combine_planes, (planes, portable), kwargs
 

@@ -170,6 +170,28 @@ def _warn_chunks(name, measurement, chunks, wavelengths):
     )
 
 
+def _warn_systematic(name, measurement):
+    """Warn when the spatial (static-pattern) term of a member's error exceeds its noise term."""
+    if measurement is None or not measurement.systematic_dominates:
+        return
+    f = measurement.formal
+    sx, sy = measurement.systematic_err
+    log.warning(
+        "Member %s: the systematic error term (%.4f, %.4f) px, from the residual between the "
+        "aligned images, exceeds the noise term (%.4f, %.4f) px: a pattern that is the same at "
+        "every wavelength (striping, holes, an undersampled PSF, background structure) limits "
+        "this offset. The reported error (%.4f, %.4f) px includes it (error_term=%s).",
+        name,
+        sx,
+        sy,
+        f.dx_err,
+        f.dy_err,
+        measurement.offset.dx_err,
+        measurement.offset.dy_err,
+        measurement.error_term,
+    )
+
+
 def measure_members(members, ref_index, placements, options, planes, chunks, wavelengths):
     """Measure every member's offset; returns (list of MemberResult, PairFit or None).
 
@@ -216,6 +238,7 @@ def measure_members(members, ref_index, placements, options, planes, chunks, wav
         rel = (residuals[i][0] - residuals[ref_index][0], residuals[i][1] - residuals[ref_index][1])
         m, flag = _direct(placed[ref_index], placed[i], rel, placements[i], name, options)
         _warn_chunks(name, m, chunks, wavelengths)
+        _warn_systematic(name, m)
         if m is None:
             results.append(MemberResult(name, nan, zero, flag))
         elif _rejected_by_max_shift(name, m.offset, options.max_shift):

@@ -251,6 +251,15 @@ PARAMETERS = (
         choices=SOLUTIONS,
     ),
     Parameter(
+        "outlier_threshold",
+        "float",
+        10.0,
+        "Reject un-flagged outlier voxels (cosmic rays and bad pixels left in spec2 cubes) "
+        "that exceed both spectral neighbours by this many ERR and are alone in wavelength and "
+        "on the sky, before measuring and combining; 0 turns the rejection off",
+        min=0,
+    ),
+    Parameter(
         "kernel",
         "option",
         "bicubic",

@@ -70,6 +70,9 @@ class MemberResult:
         the reference frame's absolute correction), arcsec; NaN otherwise.
     measurement : MemberMeasurement or None
         Details (formal error, chunk offsets), None for the reference or when not measured.
+    outliers : int
+        Un-flagged outlier voxels rejected from the member (kept out of the measurement and the
+        combined cube).
     """
 
     name: str
@@ -85,6 +88,7 @@ class MemberResult:
     dec_offset_abs: float = np.nan
     ra_offset_abs_err: float = np.nan
     dec_offset_abs_err: float = np.nan
+    outliers: int = 0
 
     @property
     def accepted(self):

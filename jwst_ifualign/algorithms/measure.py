@@ -18,9 +18,13 @@ chunk offsets divided by ``sqrt(n_chunks)`` (each chunk holds 1/n_chunks of the 
 t and Gaussian 2-sigma quantiles for ``n_chunks - 1`` degrees of freedom, because a scatter from a
 few chunks is itself uncertain (x1.42 for 5 chunks). When the chunks disagree beyond their noise
 errors (reduced chi-square above ``CHUNK_CHI2_WARN``) the scatter is systematic and is not
-divided by ``sqrt(n_chunks)``. The reported error is the larger
-of that, the method's formal error and its quantisation step over sqrt(12)
-(:func:`~jwst_ifualign.algorithms.registration.resolution`).
+divided by ``sqrt(n_chunks)``. The chunks cannot see a pattern that is the same at every
+wavelength (striping, holes, an undersampled PSF): the full-range measurement also gives a
+spatial error from the residual between the aligned images
+(:func:`~jwst_ifualign.algorithms.registration.measure_offset_details`). The reported error is
+the largest of the method's formal (noise) error, the chunk error, the spatial error and the
+quantisation step over sqrt(12) (:func:`~jwst_ifualign.algorithms.registration.resolution`);
+``MemberMeasurement.error_term`` names the one that wins.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 from scipy import special
 
 from .offset import Offset
-from .registration import RegistrationError, measure_offset, resolution
+from .registration import RegistrationError, measure_offset_details, resolution
 from .resample import BilinearFootprint, resample_image
 
 __all__ = [
@@ -43,7 +47,14 @@ __all__ = [
     "place_images",
     "measure_placed",
     "CHUNK_CHI2_WARN",
+    "ERROR_TERMS",
+    "SYSTEMATIC_WARN",
 ]
+
+#: Names of the terms of a reported error (``MemberMeasurement.error_term``): the method's own
+#: noise error, the wavelength-chunk scatter, the spatial (residual-based) error, and the
+#: method's quantisation step.
+ERROR_TERMS = ("noise", "chunks", "spatial", "resolution")
 
 #: Two-sided probability of +-2 sigma for a Gaussian (0.9772 one-sided).
 _COVERAGE_2SIGMA = float(special.ndtr(2.0))
@@ -51,6 +62,12 @@ _COVERAGE_2SIGMA = float(special.ndtr(2.0))
 #: Reduced chi-square of the chunk offsets above which they are taken to disagree (p ~ 1e-3 for
 #: 4 degrees of freedom): the adapter warns, and the chunk scatter is not averaged down.
 CHUNK_CHI2_WARN = 4.6
+
+#: Factor by which the systematic part of the spatial error must exceed the noise error for the
+#: adapter to warn. The spatial error is estimated from few independent regions (the source's
+#: core), so with noise alone it scatters about the noise error; 1 would warn on half the clean
+#: MIRI-like members, 2 on none of those simulated, while striping gives 9-40.
+SYSTEMATIC_WARN = 2.0
 
 #: Largest deviation (pixels) of a mapping from a pure translation for the native-grid path.
 TRANSLATION_TOLERANCE = 0.005
@@ -153,6 +170,15 @@ class MemberMeasurement:
         than one means the offset changes with wavelength beyond the noise.
     native_grid : bool
         True when measured on the native grid (translation path).
+    spatial_err : tuple of float
+        ``(ex, ey)``: the spatial error of the full-range measurement, from the residual between
+        the aligned images (see
+        :func:`~jwst_ifualign.algorithms.registration.measure_offset_details`); it sees static
+        patterns that the chunks, whose errors average down with wavelength, cannot. Scaled by
+        Student's t for the effective number of regions behind it (``spatial_raw_err``
+        unscaled: its systematic part decides the warning).
+    error_term : str
+        Which of ``ERROR_TERMS`` sets the reported error (on the axis with the larger error).
     """
 
     offset: Offset
@@ -161,12 +187,40 @@ class MemberMeasurement:
     chunks: list = field(default_factory=list)
     chunk_chi2: float = np.nan
     native_grid: bool = True
+    spatial_err: tuple = (np.nan, np.nan)
+    error_term: str = "noise"
+    spatial_raw_err: tuple = (np.nan, np.nan)
+
+    @property
+    def systematic_err(self):
+        """``(ex, ey)``: the part of the (unscaled) spatial error beyond the noise error,
+        ``sqrt(spatial**2 - noise**2)`` (0 where the spatial error is the smaller)."""
+        return tuple(
+            float(np.sqrt(max(sp**2 - fo**2, 0.0))) if np.isfinite(sp) and np.isfinite(fo) else 0.0
+            for sp, fo in zip(
+                self.spatial_raw_err, (self.formal.dx_err, self.formal.dy_err), strict=True
+            )
+        )
+
+    @property
+    def systematic_dominates(self):
+        """True when the systematic term exceeds ``SYSTEMATIC_WARN`` times the noise term on
+        either axis."""
+        return any(
+            s > SYSTEMATIC_WARN * f
+            for s, f in zip(
+                self.systematic_err, (self.formal.dx_err, self.formal.dy_err), strict=True
+            )
+        )
 
 
-def _measure_one(ref_img, ref_err, placed, placed_err, residual, method, upsample_factor, initial):
+def _measure_one(
+    ref_img, ref_err, placed, placed_err, residual, method, upsample_factor, initial, spatial
+):
+    """(Offset, spatial error) of one image pair, the known fractional residual removed."""
     if initial is not None:
         initial = (initial.dx + residual[0], initial.dy + residual[1])
-    s = measure_offset(
+    reg = measure_offset_details(
         ref_img,
         placed,
         method=method,
@@ -174,8 +228,21 @@ def _measure_one(ref_img, ref_err, placed, placed_err, residual, method, upsampl
         image_err=placed_err,
         upsample_factor=upsample_factor,
         initial=initial,
+        spatial_errors=spatial,
     )
-    return Offset(s.dx - residual[0], s.dy - residual[1], s.dx_err, s.dy_err)
+    s = reg.offset
+    offset = Offset(s.dx - residual[0], s.dy - residual[1], s.dx_err, s.dy_err)
+    return offset, (reg.spatial_err, reg.spatial_clusters)
+
+
+def _t_scale(n):
+    """Ratio of Student's t (``n - 1`` degrees of freedom) and Gaussian 2-sigma quantiles: the
+    factor by which a scatter from ``n`` values must grow for +-2 of it to cover what a known
+    sigma would (x1.42 for 5). 1 for ``n`` infinite or not finite; at most that of n = 2."""
+    if not np.isfinite(n):
+        return 1.0
+    dof = max(float(n) - 1.0, 1.0)
+    return float(special.stdtrit(dof, _COVERAGE_2SIGMA) / special.ndtri(_COVERAGE_2SIGMA))
 
 
 def _chunk_chi2(chunks):
@@ -224,6 +291,7 @@ def measure_placed(
         If the full-range images cannot be registered.
     """
     results = []
+    spatial = spatial_raw = (np.nan, np.nan)
     for k, ((rimg, rerr), (pimg, perr)) in enumerate(
         zip(reference_images, placed_images, strict=True)
     ):
@@ -232,9 +300,17 @@ def measure_placed(
             # window fixed there, the real chunk-to-chunk differences of an undersampled PSF
             # are pulled toward it (NIRSpec-like coverage within 2 sigma fell from 0.93 to 0.80).
             start = results[0] if results else initial
-            results.append(
-                _measure_one(rimg, rerr, pimg, perr, residual, method, upsample_factor, start)
+            off, sp = _measure_one(
+                rimg, rerr, pimg, perr, residual, method, upsample_factor, start, k == 0
             )
+            results.append(off)
+            if k == 0:
+                spatial_raw, clusters = sp
+                # A variance from few regions is itself uncertain: scale it like the chunk
+                # scatter, by Student's t for the effective number of regions minus one.
+                spatial = tuple(
+                    float(v * _t_scale(n)) for v, n in zip(spatial_raw, clusters, strict=True)
+                )
         except RegistrationError:
             if k == 0:
                 raise
@@ -246,8 +322,7 @@ def measure_placed(
         arr = np.array([(c.dx, c.dy) for c in good])
         # A scatter from few chunks is itself uncertain: scale it so that +-2 sigma covers what
         # a Gaussian 2 sigma would (Student t with n - 1 degrees of freedom; x1.42 for 5 chunks).
-        t_scale = special.stdtrit(len(good) - 1, _COVERAGE_2SIGMA) / special.ndtri(_COVERAGE_2SIGMA)
-        scatter = arr.std(axis=0, ddof=1) * t_scale
+        scatter = arr.std(axis=0, ddof=1) * _t_scale(len(good))
         if not chunk_chi2 > CHUNK_CHI2_WARN:
             # Chunks agree within their noise: their scatter averages down over the chunks.
             # Otherwise it is systematic (an offset that changes with wavelength, an
@@ -257,12 +332,17 @@ def measure_placed(
     else:
         empirical = (np.nan, np.nan)
     floor = resolution(method, upsample_factor)
-    final = Offset(
-        formal.dx,
-        formal.dy,
-        float(np.fmax(np.fmax(formal.dx_err, empirical[0]), floor)),
-        float(np.fmax(np.fmax(formal.dy_err, empirical[1]), floor)),
+    # Terms in the order of ERROR_TERMS; NaN terms (not available) never win.
+    terms = np.array(
+        [
+            [formal.dx_err, empirical[0], spatial[0], floor],
+            [formal.dy_err, empirical[1], spatial[1], floor],
+        ]
     )
+    terms = np.where(np.isfinite(terms), terms, -np.inf)
+    errors = terms.max(axis=1)
+    axis = int(np.argmax(errors))
+    final = Offset(formal.dx, formal.dy, float(errors[0]), float(errors[1]))
     return MemberMeasurement(
         offset=final,
         formal=formal,
@@ -270,6 +350,9 @@ def measure_placed(
         chunks=chunks,
         chunk_chi2=chunk_chi2,
         native_grid=native_grid,
+        spatial_err=tuple(float(v) for v in spatial),
+        spatial_raw_err=tuple(float(v) for v in spatial_raw),
+        error_term=ERROR_TERMS[int(np.argmax(terms[axis]))],
     )
 
 

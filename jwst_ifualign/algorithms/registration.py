@@ -31,12 +31,22 @@ How both images are prepared (:func:`measure_offset`):
    measures only a small residual, where peak fits are unbiased; the estimate is updated and
    steps 2-4 repeat until it changes by less than ``tolerance``.
 
+Holes (a few missing pixels surrounded by data) are not cut out of the window of step 2: each
+image's holes take the other image's windowed content at the current estimate, so they agree
+with it and carry no information; the iteration converges to what the valid pixels give,
+whichever image the holes are in (:func:`_windowed_pair`).
+
+:func:`measure_offset_details` also returns a spatial error from the residual of the two aligned
+images (a cluster-robust estimate over tiles and strips), which sees static patterns such as
+striping that an error from wavelength chunks cannot.
+
 This module knows nothing about datamodels or WCS: inputs are 2-D arrays of shape (ny, nx).
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -44,7 +54,15 @@ from scipy import ndimage
 
 from .offset import Offset
 
-__all__ = ["METHODS", "RegistrationError", "chi2_map", "measure_offset", "resolution"]
+__all__ = [
+    "METHODS",
+    "Registration",
+    "RegistrationError",
+    "chi2_map",
+    "measure_offset",
+    "measure_offset_details",
+    "resolution",
+]
 
 #: Names accepted by :func:`measure_offset`.
 METHODS = ("chi2", "dft", "cross_correlation", "centroid")
@@ -57,6 +75,35 @@ CENTROID_RADIUS = 5.0
 
 #: Fewest pixels valid in both images for a measurement to be attempted.
 MIN_VALID_PIXELS = 9
+
+#: Largest connected group of invalid pixels, away from the image border, treated as a hole
+#: (filled from the other image at the current shift) rather than as an edge.
+MAX_HOLE_PIXELS = 6
+
+#: Side (pixels) of the square tiles whose summed residual scores enter the spatial error (a
+#: residual pattern correlated over neighbouring pixels is counted once per tile, not per pixel).
+SPATIAL_TILE = 3
+
+
+class Registration(NamedTuple):
+    """A measured offset and its spatial (residual-based) error.
+
+    Attributes
+    ----------
+    offset : Offset
+        The shift and the method's own (noise) error.
+    spatial_err : tuple of float
+        ``(ex, ey)`` px: the error that the residual between the two aligned images implies
+        (see :func:`measure_offset_details`); it contains the noise and any static pattern
+        (striping, holes, an undersampled PSF, background structure). NaN when not computed.
+    spatial_clusters : tuple of float
+        ``(nx, ny)``: effective number of independent regions behind each spatial error (few
+        when the source's core holds the information), for its own uncertainty.
+    """
+
+    offset: Offset
+    spatial_err: tuple
+    spatial_clusters: tuple = (np.nan, np.nan)
 
 
 class RegistrationError(ValueError):
@@ -112,7 +159,31 @@ def _aperture_weight(shape, x0, y0, radius):
     return 0.5 + 0.5 * np.cos(np.pi * x)
 
 
-def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=None):
+class _Holes(NamedTuple):
+    """Hole pixels of one image: their mask and their (x, y) centres, shape (n, 2)."""
+
+    mask: np.ndarray
+    points: np.ndarray
+
+
+def _find_holes(valid):
+    """Small groups of invalid pixels surrounded by valid ones (not touching the border)."""
+    labels, n = ndimage.label(~valid)
+    mask = np.zeros(valid.shape, bool)
+    if n:
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        border = np.unique(
+            np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+        )
+        small = sizes <= MAX_HOLE_PIXELS
+        small[0] = False
+        small[border] = False
+        mask = small[labels]
+    y, x = np.nonzero(mask)
+    return _Holes(mask, np.stack([x, y], axis=1).astype(float))
+
+
+def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=None, holes=None):
     """Apply one smooth window to both images, moved by ``shift`` in ``img``.
 
     The window W covers reference pixels p whose content is valid in both images (p in the
@@ -124,9 +195,23 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=N
     the ramp, so the moved window is accurate. ``aperture`` ``(x, y, radius)`` multiplies the
     window by an analytic smooth disk around one source (reference pixels).
 
+    ``holes``: ``(holes_ref, holes_img)`` from :func:`_find_holes`. A hole (a few invalid pixels
+    inside the data) is not cut out of the distance field, whose bilinear interpolation is poor
+    near an isolated point and would make the two windows differ right where a hole next to a
+    source is (0.03-0.12 px on MIRI-like cubes). Instead the reference's holes take the image's
+    windowed content at ``p + shift`` and the image's holes the reference's at ``q - shift``:
+    at the current shift the filled pixels agree exactly and add nothing of their own, so a hole
+    in either image is treated alike and the iteration converges to what the valid pixels
+    say.
+
     Returns the two windowed images and the noise level ``sigma`` (one float for the whole
     window, None without error images).
     """
+    holes_ref, holes_img = holes if holes is not None else (None, None)
+    if holes_ref is not None:
+        # Edges from the masks with the holes filled; the holes get their own analytic window.
+        valid_ref = valid_ref | holes_ref.mask
+        valid_img = valid_img | holes_img.mask
     img_ok_at_shift = _sample(valid_img.astype(float), *shift) > 1.0 - 1e-6
     region = valid_ref & img_ok_at_shift
     nvalid = int(region.sum())
@@ -137,6 +222,7 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=N
     dist = ndimage.distance_transform_edt(region)
     w_ref = _ramp(dist, taper)
     w_img = _ramp(_sample(dist, -shift[0], -shift[1]), taper) * valid_img
+    has_holes = holes_ref is not None and (holes_ref.points.size or holes_img.points.size)
     # Backgrounds: window-weighted means over the same (moving) sky region in both images, so a
     # real background difference between exposures is removed and nothing else is. For an
     # aperture, the background comes from outside the source's core.
@@ -151,12 +237,40 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=N
     inside_img = w_img > 0
     if inside_ref.sum() < MIN_VALID_PIXELS or inside_img.sum() < MIN_VALID_PIXELS:
         raise RegistrationError("the window around the common area is too small")
+    if has_holes:  # hole pixels have no data: keep them out of the backgrounds
+        bg_ref = np.where(holes_ref.mask, 0.0, bg_ref)
+        bg_img = np.where(holes_img.mask, 0.0, bg_img)
     if aperture is None:
-        b_ref, b_img = np.median(ref[inside_ref]), np.median(img[inside_img])
+        b_ref = np.median(ref[inside_ref & (bg_ref > 0)])
+        b_img = np.median(img[inside_img & (bg_img > 0)])
     else:
         b_ref, b_img = _weighted_mean(ref, bg_ref), _weighted_mean(img, bg_img)
     r = np.where(inside_ref, (ref - b_ref) * w_ref, 0.0)
     i = np.where(inside_img, (img - b_img) * w_img, 0.0)
+    if has_holes:
+        # Each image's holes take the other image's windowed content at the current shift
+        # (moved with real FFTs, after a provisional fill from their own neighbours): the
+        # filled pixels agree with the current estimate and carry no information of their own,
+        # so the iteration converges to the shift that the valid pixels give, whichever image
+        # the holes are in.
+        r_prov = _fill_from_neighbours(r, holes_ref.mask)
+        i_prov = _fill_from_neighbours(i, holes_img.mask)
+        margin = max(r.shape) // 4
+        ny, nx = r.shape
+        r_pad, i_pad = _pad_even([r_prov, i_prov], margin)
+        core = (slice(margin, margin + ny), slice(margin, margin + nx))
+        if holes_ref.mask.any():
+            # Where the image is missing too (the same sky lost in both), the reference keeps
+            # its provisional fill, which the image's hole then copies.
+            from_img = _fourier_shift(i_pad, -shift[0], -shift[1])[core]
+            both = _sample(holes_img.mask.astype(float), *shift) > 0
+            fill = holes_ref.mask & ~both
+            r[fill] = from_img[fill]
+            common = holes_ref.mask & both
+            r[common] = r_prov[common]
+            r_pad = _pad_even([r], margin)[0]
+        if holes_img.mask.any():
+            i[holes_img.mask] = _fourier_shift(r_pad, shift[0], shift[1])[core][holes_img.mask]
     sigma = None
     if err is not None:
         # One error level for the whole window: chi2 weights by 1/err**2 in the reference frame,
@@ -165,6 +279,19 @@ def _windowed_pair(ref, img, err, valid_ref, valid_img, shift, taper, aperture=N
         # simulated MIRI scene).
         sigma = float(np.median(err[inside_ref]))
     return r, i, sigma
+
+
+def _fill_from_neighbours(image, holes):
+    """``image`` with ``holes`` replaced by the mean of their valid 8 neighbours (0 if none)."""
+    if not holes.any():
+        return image
+    good = (~holes).astype(float)
+    kernel = np.ones((3, 3))
+    total = ndimage.convolve(np.where(holes, 0.0, image), kernel, mode="constant")
+    count = ndimage.convolve(good, kernel, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, 0.0)
+    return np.where(holes, mean, image)
 
 
 def _weighted_mean(image, weight):
@@ -435,7 +562,15 @@ def _run_backend(method, ref, img, sigma, *, current, upsample_factor, margin):
     return offset
 
 
-def measure_offset(
+def measure_offset(reference, image, **options):
+    """Measure where the content of ``reference`` appears in ``image``.
+
+    The offset of :func:`measure_offset_details` (same parameters), without the spatial error.
+    """
+    return measure_offset_details(reference, image, spatial_errors=False, **options).offset
+
+
+def measure_offset_details(
     reference,
     image,
     *,
@@ -448,8 +583,14 @@ def measure_offset(
     tolerance=1e-3,
     max_iterations=8,
     margin=None,
+    spatial_errors=True,
 ):
-    """Measure where the content of ``reference`` appears in ``image``.
+    """Measure where the content of ``reference`` appears in ``image``, and a spatial error.
+
+    Holes (up to ``MAX_HOLE_PIXELS`` invalid pixels surrounded by valid ones, in either image)
+    are excluded from both images at corresponding positions at the current shift, by one
+    analytic window (see ``_windowed_pair``), so a missing spaxel next to a source does not bias
+    the result whichever image it is in.
 
     Parameters
     ----------
@@ -478,12 +619,24 @@ def measure_offset(
     margin : int, optional
         Zero padding on every side before the FFT backends run; defaults to a quarter of the
         larger image side.
+    spatial_errors : bool
+        Also compute the spatial error (:func:`_spatial_error`): the image is moved back by the
+        result, the residual ``e`` between the two windowed images is formed, and the
+        covariance of a least-squares shift fit is estimated from the residual itself,
+        ``A**-1 B A**-1`` with ``A = sum(g g^T)`` over pixels (``g`` the gradient of the mean
+        image) and ``B`` the sum over ``SPATIAL_TILE``-pixel square tiles of
+        ``(sum g e)(sum g e)^T`` (a cluster-robust "sandwich" estimate, the infinitesimal
+        jackknife over tiles). With noise alone it equals the chi2 error on average; a
+        static residual (striping, an undersampled PSF, a background gradient, a wrongly
+        filled pixel) raises it, where the wavelength chunks, whose errors average down, see
+        nothing.
 
     Returns
     -------
-    Offset
-        ``(dx, dy, dx_err, dy_err)`` in pixels: a feature at ``(x, y)`` in ``reference`` is at
-        ``(x + dx, y + dy)`` in ``image``. Errors are NaN when the method gives none.
+    Registration
+        ``offset``: ``(dx, dy, dx_err, dy_err)`` in pixels: a feature at ``(x, y)`` in
+        ``reference`` is at ``(x + dx, y + dy)`` in ``image``; errors are NaN when the method
+        gives none. ``spatial_err``: ``(ex, ey)`` px (NaN when not computed or undefined).
 
     Raises
     ------
@@ -501,13 +654,72 @@ def measure_offset(
     aperture = None
     if method == "centroid":
         aperture = (*_brightest_source(ref, valid_ref), CENTROID_RADIUS)
+    holes = (_find_holes(valid_ref), _find_holes(valid_img))
     for _ in range(int(max_iterations) + 1):
-        r, i, sigma = _windowed_pair(ref, img, err, valid_ref, valid_img, current, taper, aperture)
+        r, i, sigma = _windowed_pair(
+            ref, img, err, valid_ref, valid_img, current, taper, aperture, holes
+        )
         offset = _run_backend(
-            method, r, i, sigma, current=current, upsample_factor=upsample_factor, margin=margin
+            method,
+            r,
+            i,
+            sigma,
+            current=current,
+            upsample_factor=upsample_factor,
+            margin=margin,
         )
         change = np.hypot(offset.dx - current[0], offset.dy - current[1])
         current = (offset.dx, offset.dy)
         if change < tolerance:
             break
-    return offset
+    spatial = (np.nan,) * 4
+    if spatial_errors:
+        spatial = _spatial_error(r, i, (offset.dx, offset.dy), margin)
+    return Registration(offset, spatial[:2], spatial[2:])
+
+
+def _spatial_error(r, i, shift, margin):
+    """Cluster-robust 1-sigma error ``(ex, ey)`` of a shift from the residual of two images.
+
+    ``r``, ``i``: the windowed reference and image (unpadded); ``shift``: the measured offset.
+    See :func:`measure_offset_details`.
+    """
+    r, i = _pad_even([r, i], margin)
+    back = _fourier_shift(i, -shift[0], -shift[1])
+    resid = r - back
+    gy, gx = np.gradient(0.5 * (r + back))
+    a = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
+    if not np.linalg.det(a) > 0:
+        return np.nan, np.nan, np.nan, np.nan
+    t = SPATIAL_TILE
+    ny, nx = resid.shape
+    ny, nx = ny - ny % t, nx - nx % t
+    a_inv = np.linalg.inv(a)
+    scores = (gx * resid)[:ny, :nx], (gy * resid)[:ny, :nx]
+    worst, clusters = np.zeros(2), np.full(2, np.inf)
+    # Clusters: t x t tiles, and strips t wide along columns and along rows (a pattern fixed on
+    # an exposure's columns or rows, such as striping, is correlated along the whole strip).
+    for shape, axes in (
+        ((ny // t, t, nx // t, t), (1, 3)),
+        ((ny, nx // t, t), (0, 2)),
+        ((ny // t, t, nx), (1, 2)),
+    ):
+        sx, sy = (v.reshape(shape).sum(axis=axes).ravel() for v in scores)
+        b = np.array([[np.sum(sx * sx), np.sum(sx * sy)], [np.sum(sx * sy), np.sum(sy * sy)]])
+        var = np.diag(a_inv @ b @ a_inv)
+        # Effective number of clusters behind each axis's variance (its contributions are
+        # (A^-1 s_c)**2): few when the source's core, a few tiles, holds all the information.
+        step = a_inv @ np.stack([sx, sy])
+        c2 = step**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n_eff = np.sum(c2, axis=1) ** 2 / np.sum(c2**2, axis=1)
+        better = var > worst
+        worst = np.where(better, var, worst)
+        clusters = np.where(better, np.nan_to_num(n_eff, nan=np.inf), clusters)
+    return (
+        float(np.sqrt(worst[0])),
+        float(np.sqrt(worst[1])),
+        float(clusters[0]),
+        float(clusters[1]),
+    )
+

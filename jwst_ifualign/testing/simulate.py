@@ -11,6 +11,12 @@ The sky is a point source (Gaussian PSF whose width grows with wavelength), an e
 an emission line, and a flat background, integrated over each spaxel. Spaxels outside the
 exposure's field of view are NaN with DQ ``DO_NOT_USE | NON_SCIENCE``, as cube_build writes them.
 
+Artefacts of real single-exposure (spec2) cubes can be added per member (:class:`Artefacts`):
+un-flagged outlier voxels (cosmic-ray and bad-pixel residuals), holes (NaN, DO_NOT_USE spaxels
+inside the footprint, at random or next to the source peak), a striping pattern fixed on the
+exposure's columns (the same at every wavelength, its own phase per exposure) and background
+offsets and gradients.
+
 Pointing errors: each member has a true pointing error ``(e_ra, e_dec)`` in arcsec on the sky
 (RA offset times cos Dec) that its WCS does not know. The data at a spaxel whose WCS says
 ``(ra, dec)`` shows the sky at ``(ra, dec)`` moved by ``(e_ra, e_dec)``.
@@ -40,6 +46,7 @@ from stdatamodels.jwst.datamodels.dqflags import pixel as dq_flags
 DO_NOT_USE, NON_SCIENCE = dq_flags["DO_NOT_USE"], dq_flags["NON_SCIENCE"]
 
 __all__ = [
+    "Artefacts",
     "BLOB_FWHM_ARCSEC",
     "BLOB_OFFSET_ARCSEC",
     "InstrumentSetup",
@@ -119,6 +126,50 @@ NIRSPEC_G395H = InstrumentSetup(
     shape=(3600, 50, 50),
     extra_meta={"detector": "NRS1", "grating": "G395H", "filter": "F290LP"},
 )
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    """Artefacts of a real single-exposure cube added to one simulated member.
+
+    Amplitudes are relative to each plane's source peak (the brightest spaxel of the signal in
+    the footprint) or to its noise sigma, as named; every random choice comes from the cube's
+    random generator.
+
+    Attributes
+    ----------
+    outlier_fraction : float
+        Fraction of the footprint's voxels given an un-flagged positive outlier (a cosmic-ray or
+        bad-pixel residual: one voxel, one plane, DQ clean).
+    outlier_amplitude : float
+        Value added to an outlier voxel, in units of its plane's source peak.
+    hole_fraction : float
+        Fraction of the footprint's spaxels made holes (NaN data and ERR, DQ ``DO_NOT_USE``, at
+        every plane), chosen at random.
+    hole_at_source : bool
+        Also make a hole of the spaxel next to the source peak (one spaxel along +x from the
+        spaxel nearest the source).
+    stripe_amplitude : float
+        Column striping: the signal is multiplied by
+        ``1 + stripe_amplitude * cos(2 pi x / stripe_period + phase)`` on the cube's own columns
+        ``x``, the same at every wavelength; ``phase`` is drawn uniformly per exposure.
+    stripe_period : float
+        Period of the striping, spaxels.
+    background_offset : float
+        Constant added to every voxel, in units of the plane's noise sigma.
+    background_gradient : float
+        Linear ramp along x added to every voxel, from ``-background_gradient`` to
+        ``+background_gradient`` times the plane's noise sigma across the cube's width.
+    """
+
+    outlier_fraction: float = 0.0
+    outlier_amplitude: float = 50.0
+    hole_fraction: float = 0.0
+    hole_at_source: bool = False
+    stripe_amplitude: float = 0.0
+    stripe_period: float = 3.0
+    background_offset: float = 0.0
+    background_gradient: float = 0.0
 
 
 @dataclass
@@ -236,6 +287,7 @@ def make_cube(
     source_fraction=1.0,
     rng=None,
     filename="sim_s3d.fits",
+    artefacts=None,
 ):
     """Make one cube_build-like s3d cube of a simulated scene.
 
@@ -268,6 +320,8 @@ def make_cube(
         Random generator for the noise.
     filename : str
         ``meta.filename``.
+    artefacts : Artefacts, optional
+        Artefacts of a real single-exposure cube to add; none by default.
 
     Returns
     -------
@@ -335,12 +389,29 @@ def make_cube(
     peak = np.max(np.where(footprint, signal, 0.0), axis=(1, 2))
     sigma = np.zeros(nwave) if not np.isfinite(snr) else peak / snr
     noise = rng.standard_normal(signal.shape) * sigma[:, None, None]
+    art = Artefacts() if artefacts is None else artefacts
+    if art.stripe_amplitude:
+        phase = rng.uniform(0.0, 2.0 * np.pi)
+        columns = np.arange(nx)
+        signal = signal * (
+            1.0 + art.stripe_amplitude * np.cos(2.0 * np.pi * columns / art.stripe_period + phase)
+        )
     data = signal + noise
+    if art.background_offset or art.background_gradient:
+        ramp = np.linspace(-1.0, 1.0, nx) * art.background_gradient + art.background_offset
+        data += sigma[:, None, None] * ramp[None, None, :]
     err = np.broadcast_to(sigma[:, None, None], data.shape).copy()
     if not np.isfinite(snr):
         err[:] = peak[:, None, None] * 1e-3  # a small, finite ERR even without noise
+    holes = _holes(art, footprint, (xs, ys), rng)
+    if art.outlier_fraction:
+        inside = np.flatnonzero(np.broadcast_to(footprint, data.shape).ravel())
+        n_hits = int(round(art.outlier_fraction * inside.size))
+        hits = rng.choice(inside, size=n_hits, replace=False)
+        z = hits // (ny * nx)
+        data.ravel()[hits] += art.outlier_amplitude * peak[z]
 
-    outside = ~footprint
+    outside = ~footprint | holes
     data[:, outside] = np.nan
     err[:, outside] = np.nan
     dq = np.zeros(data.shape, np.uint32)
@@ -366,6 +437,20 @@ def scene_spectrum(setup, wavelengths):
     continuum = 100.0 * (wavelengths / lo) ** -1.0
     line = 1.0 + 3.0 * np.exp(-0.5 * ((wavelengths - (lo + 0.55 * (hi - lo))) / (0.002 * lo)) ** 2)
     return continuum, line
+
+
+def _holes(artefacts, footprint, source_xy, rng):
+    """Boolean (ny, nx): spaxels inside the footprint made holes (see :class:`Artefacts`)."""
+    holes = np.zeros(footprint.shape, bool)
+    if artefacts.hole_fraction:
+        inside = np.flatnonzero(footprint.ravel())
+        n = int(round(artefacts.hole_fraction * inside.size))
+        holes.ravel()[rng.choice(inside, size=n, replace=False)] = True
+    if artefacts.hole_at_source:
+        x, y = int(np.rint(source_xy[0])) + 1, int(np.rint(source_xy[1]))
+        if 0 <= y < holes.shape[0] and 0 <= x < holes.shape[1]:
+            holes[y, x] = True
+    return holes & footprint
 
 
 def _fill_meta(model, setup, filename, source):
@@ -437,6 +522,7 @@ def simulate_association(
     seed=1,
     target=(150.0, 2.0),
     product_name="sim_ifu",
+    artefacts=None,
 ):
     """Simulate an association of dithered cubes with injected pointing errors.
 
@@ -468,6 +554,8 @@ def simulate_association(
         ``(ra, dec)`` of the source, degrees.
     product_name : str
         The association's product name.
+    artefacts : dict of int to Artefacts, optional
+        Artefacts to add to members, by member index (0 is the reference); none by default.
 
     Returns
     -------
@@ -492,6 +580,7 @@ def simulate_association(
             tabular=tabular,
             snr=snr,
             rng=rng,
+            artefacts=(artefacts or {}).get(i),
             filename=f"jw01234{1 + i // 2:03d}001_0{i % 2 + 1}101_00001_mirifushort_s3d.fits"
             if setup.name == "MIRI"
             else f"jw01234{1 + i // 2:03d}001_0{i % 2 + 1}101_00001_nrs1_s3d.fits",
