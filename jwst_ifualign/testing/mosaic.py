@@ -16,13 +16,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from scipy.special import erf
 
-from .simulate import (
-    MIRI_CH1,
-    SimulatedAssociation,
-    SimulatedMember,
-    _truth_pixels,
-    make_cube,
-)
+from .simulate import MIRI_CH1, SimulatedMember, association_with_truth, make_cube
 
 __all__ = ["grid_layout", "simulate_mosaic"]
 
@@ -135,14 +129,7 @@ def simulate_mosaic(
         )
         _fill_field(model, setup, sources, flux, error, snr, rng)
         members.append(SimulatedMember(model=model, pointing_error_arcsec=tuple(error)))
-    ref = members[0]
-    for m in members:
-        m.truth_dx, m.truth_dy = _truth_pixels(
-            ref.model, m.pointing_error_arcsec, ref.pointing_error_arcsec
-        )
-        m.truth_ra_offset = m.pointing_error_arcsec[0] - ref.pointing_error_arcsec[0]
-        m.truth_dec_offset = m.pointing_error_arcsec[1] - ref.pointing_error_arcsec[1]
-    return SimulatedAssociation(members=members, product_name=product_name)
+    return association_with_truth(members, product_name)
 
 
 def _fill_field(model, setup, sources, flux, error, snr, rng):

@@ -56,6 +56,7 @@ __all__ = [
     "SimulatedAssociation",
     "make_cube",
     "simulate_association",
+    "association_with_truth",
     "write_association",
     "scene_spectrum",
 ]
@@ -586,6 +587,23 @@ def simulate_association(
             else f"jw01234{1 + i // 2:03d}001_0{i % 2 + 1}101_00001_nrs1_s3d.fits",
         )
         members.append(SimulatedMember(model=model, pointing_error_arcsec=tuple(error)))
+    return association_with_truth(members, product_name)
+
+
+def association_with_truth(members, product_name):
+    """The association of ``members`` (reference first), each given its truth against it.
+
+    Parameters
+    ----------
+    members : list of SimulatedMember
+        Cubes and their true pointing errors; ``truth_*`` are filled in place.
+    product_name : str
+        The association's product name.
+
+    Returns
+    -------
+    SimulatedAssociation
+    """
     ref = members[0]
     for m in members:
         m.truth_dx, m.truth_dy = _truth_pixels(
