@@ -38,7 +38,7 @@ from .adapter.outputs import (
     write_table,
 )
 from .adapter.parameters import AlignOptions, spec_string
-from .adapter.program import align_program, group_by_setting, program_table
+from .adapter.program import align_program, group_by_setting, program_table, tie_program
 
 __all__ = ["IFUAlignStep"]
 
@@ -152,13 +152,15 @@ class IFUAlignStep(Step):
         named ``<product>_<setting>``, as cube_build names its band cubes), one offsets table and
         one cube_build offset file for all members (written here when saving)."""
         settings = align_program(members, options)
+        references = [members.models[s.indices[s.reference]] for s in settings]
+        if absolute is not None:
+            first = [
+                build_output_model(ref, s.result, options=s.options, names=s.names)
+                for ref, s in zip(references, settings, strict=True)
+            ]
+            tie_program(members, settings, first, absolute)
         cubes = ModelContainer()
-        for s in settings:
-            reference = members.models[s.indices[s.reference]]
-            if absolute is not None:
-                first = build_output_model(reference, s.result, options=s.options, names=s.names)
-                group = [members.models[k] for k in s.indices]
-                s.result = tie_to_reference(s.result, first, group, absolute, s.options)
+        for reference, s in zip(references, settings, strict=True):
             model = build_output_model(reference, s.result, options=s.options, names=s.names)
             model.meta.ifu_align.instance["setting"] = s.setting
             record_step_status(model, self.class_alias, status="COMPLETE")

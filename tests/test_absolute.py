@@ -199,3 +199,41 @@ def test_step_refuses_bad_absolute_parameters(mispointed_asn, tmp_path):
             str(asn), reference_image=str(tmp_path / "nothere_i2d.fits"), output_dir=str(tmp_path)
         )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["catalog", "image"])
+def test_several_settings_tied_to_the_sky(tmp_path, kind):
+    """Two detectors x 4 dithers, every exposure mispointed: one run tied to a catalog, or to an
+    F560W image that covers channel 1 only (channel 3 is tied through the shared frame), gives
+    one offset file of absolute offsets for every _cal."""
+    import asdf
+
+    from jwst_ifualign import IFUAlignStep
+    from jwst_ifualign.testing.program import simulate_program
+    from jwst_ifualign.testing.simulate import write_association
+
+    errors = ((0.09, -0.06), (-0.05, 0.11), (0.14, 0.07), (-0.12, -0.10))
+    sim = simulate_program(errors_arcsec=errors, snr=30.0)
+    asn = write_association(sim, tmp_path / "data")
+    reference_catalog([SOURCE]).write(tmp_path / "data" / "source.ecsv")
+    make_reference_image(rng=np.random.default_rng(3)).save(tmp_path / "data" / "f560w_i2d.fits")
+    given = (
+        {"reference_catalog": str(tmp_path / "data" / "source.ecsv")}
+        if kind == "catalog"
+        else {"reference_image": str(tmp_path / "data" / "f560w_i2d.fits")}
+    )
+    cubes = IFUAlignStep.call(
+        str(asn),
+        **given,
+        save_results=True,
+        output_dir=str(tmp_path / "out"),
+    )
+    assert len(cubes) == 2
+    assert all(c.meta.ifu_align.instance["absolute"]["kind"] == kind for c in cubes)
+    with asdf.open(tmp_path / "out" / "sim_program_ifualign_offsets.asdf") as af:
+        names, ra, dec = list(af["filename"]), np.array(af["raoffset"]), np.array(af["decoffset"])
+    assert len(names) == len(set(names)) == 8  # every _cal once, both detectors
+    truth = {m.model.meta.filename.split("_mirifu")[0]: m.pointing_error_arcsec for m in sim.members}
+    for name, r, d in zip(names, ra, dec, strict=True):
+        e = truth[name.split("_mirifu")[0]]
+        assert abs(r - e[0]) < 0.010 and abs(d - e[1]) < 0.010, (name, r, d, e)

@@ -58,6 +58,9 @@ __all__ = [
     "AbsoluteReference",
     "load_absolute_reference",
     "tie_to_reference",
+    "measure_frame",
+    "apply_frame",
+    "combine_frames",
     "ReferenceImage",
     "FILTER_BANDS_UM",
     "load_reference_image",
@@ -714,6 +717,54 @@ def _frame_error(result):
     return ra, dec
 
 
+def measure_frame(result, combined, models, reference, options):
+    """The absolute correction of the reference frame of one aligned group.
+
+    Parameters are those of :func:`tie_to_reference`. The returned correction's errors include
+    the uncertainty of the combined cube's frame against the reference member's
+    (:func:`_frame_error`).
+    """
+    if reference.image is not None:
+        correction = correction_from_image(
+            combined,
+            reference.image,
+            method=options.method,
+            upsample_factor=options.upsample_factor,
+            error_chunks=options.error_chunks,
+            throughput=reference.throughput,
+        )
+    else:
+        used = [(m, r) for m, r in zip(models, result.members, strict=True) if r.accepted]
+        correction = correction_from_catalog(
+            [m for m, _ in used],
+            reference.catalog,
+            relative=[(r.ra_offset, r.dec_offset) for _, r in used],
+        )
+    frame = _frame_error(result)
+    return dataclasses.replace(
+        correction,
+        ra_offset_err=float(np.hypot(correction.ra_offset_err, frame[0])),
+        dec_offset_err=float(np.hypot(correction.dec_offset_err, frame[1])),
+    )
+
+
+def apply_frame(result, correction):
+    """A copy of ``result`` with ``absolute`` set and every member's ``*_abs`` offsets: its
+    relative correction plus the frame's (members not applied get the frame's alone); errors
+    in quadrature."""
+    members = [
+        dataclasses.replace(
+            r,
+            ra_offset_abs=r.ra_offset + correction.ra_offset,
+            dec_offset_abs=r.dec_offset + correction.dec_offset,
+            ra_offset_abs_err=float(np.hypot(r.ra_offset_err, correction.ra_offset_err)),
+            dec_offset_abs_err=float(np.hypot(r.dec_offset_err, correction.dec_offset_err)),
+        )
+        for r in result.members
+    ]
+    return dataclasses.replace(result, members=members, absolute=correction)
+
+
 def tie_to_reference(result, combined, models, reference, options):
     """Measure the reference frame's absolute correction and give every member its absolute
     offsets.
@@ -734,41 +785,30 @@ def tie_to_reference(result, combined, models, reference, options):
     Returns
     -------
     AlignResult
-        A copy with ``absolute`` set and every member's ``*_abs`` offsets: its relative
-        correction plus the reference frame's. Members not applied (rejected) have no relative
-        correction and get the frame's alone. Errors add in quadrature the member's relative
-        error, the frame measurement's, and the uncertainty of the combined cube's frame
-        against the reference member's (:func:`_frame_error`).
+        A copy with ``absolute`` set and every member's ``*_abs`` offsets (:func:`apply_frame`).
+        Errors add in quadrature the member's relative error, the frame measurement's, and the
+        uncertainty of the combined cube's frame against the reference member's.
     """
-    if reference.image is not None:
-        correction = correction_from_image(
-            combined,
-            reference.image,
-            method=options.method,
-            upsample_factor=options.upsample_factor,
-            error_chunks=options.error_chunks,
-            throughput=reference.throughput,
-        )
-        frame = _frame_error(result)
-    else:
-        used = [(m, r) for m, r in zip(models, result.members, strict=True) if r.accepted]
-        correction = correction_from_catalog(
-            [m for m, _ in used],
-            reference.catalog,
-            relative=[(r.ra_offset, r.dec_offset) for _, r in used],
-        )
-        frame = _frame_error(result)
-    ra_err = float(np.hypot(correction.ra_offset_err, frame[0]))
-    dec_err = float(np.hypot(correction.dec_offset_err, frame[1]))
-    members = [
-        dataclasses.replace(
-            r,
-            ra_offset_abs=r.ra_offset + correction.ra_offset,
-            dec_offset_abs=r.dec_offset + correction.dec_offset,
-            ra_offset_abs_err=float(np.hypot(r.ra_offset_err, ra_err)),
-            dec_offset_abs_err=float(np.hypot(r.dec_offset_err, dec_err)),
-        )
-        for r in result.members
-    ]
-    correction = dataclasses.replace(correction, ra_offset_err=ra_err, dec_offset_err=dec_err)
-    return dataclasses.replace(result, members=members, absolute=correction)
+    return apply_frame(result, measure_frame(result, combined, models, reference, options))
+
+
+def combine_frames(corrections):
+    """One correction from several measurements of the same frame (settings whose reference
+    frames coincide): the error-weighted mean per axis, its error scaled up by the scatter when
+    the measurements disagree beyond their errors."""
+    if len(corrections) == 1:
+        return corrections[0]
+    out = []
+    for value, error in (("ra_offset", "ra_offset_err"), ("dec_offset", "dec_offset_err")):
+        v = np.array([getattr(c, value) for c in corrections])
+        e = np.maximum(np.array([getattr(c, error) for c in corrections]), 1e-6)
+        w = 1.0 / e**2
+        mean = float(np.sum(w * v) / np.sum(w))
+        red = float(np.sum(w * (v - mean) ** 2) / (v.size - 1))
+        out.append((mean, float(np.sqrt(1.0 / np.sum(w)) * max(1.0, np.sqrt(red)))))
+    first = corrections[0]
+    details = {"combined_from": [dict(c.details, ra_offset=c.ra_offset, dec_offset=c.dec_offset)
+                                 for c in corrections]}
+    return AbsoluteCorrection(
+        out[0][0], out[1][0], out[0][1], out[1][1], first.kind, first.reference, details
+    )

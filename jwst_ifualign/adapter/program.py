@@ -39,6 +39,7 @@ __all__ = [
     "align_program",
     "tie_exposures",
     "tie_settings",
+    "tie_program",
     "program_table",
 ]
 
@@ -327,3 +328,66 @@ def program_table(settings):
         tables.append(t)
     table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
     return table
+
+
+def _frame_key(s):
+    """Settings with one key share a reference frame: tied onto the first setting by
+    :func:`tie_settings`, or referred to the same exposure (both MIRI detectors of it)."""
+    if (getattr(s, "setting_offset", None) or {}).get("tied"):
+        return "tied to the first setting"
+    return exposure_id(s.names[s.reference]) or s.setting
+
+
+def tie_program(members, settings, cubes, reference):
+    """Absolute tie of several settings (``reference_image`` or ``reference_catalog``).
+
+    Settings that share a reference frame (:func:`_frame_key`) give one correction: each one the
+    reference can measure (an image only where its filter covers the setting's wavelengths) is
+    a measurement of that frame, and their error-weighted mean is applied to all of them, so a
+    band the image does not cover is tied through the others.
+
+    Parameters
+    ----------
+    members : Members
+        The association.
+    settings : list of SettingResult
+        From :func:`align_program`; ``result`` is replaced by the tied result.
+    cubes : list of IFUCubeModel
+        Each setting's combined cube (what an image is registered to).
+    reference : AbsoluteReference
+        The loaded image or catalog.
+
+    Raises
+    ------
+    InputError
+        If no setting of a frame can be measured.
+    """
+    from .absolute import apply_frame, combine_frames, measure_frame
+
+    frames = {}
+    for s, cube in zip(settings, cubes, strict=True):
+        frames.setdefault(_frame_key(s), []).append((s, cube))
+    for key, group in frames.items():
+        measured, problems = [], []
+        for s, cube in group:
+            models = [members.models[k] for k in s.indices]
+            try:
+                measured.append(measure_frame(s.result, cube, models, reference, s.options))
+            except InputError as exc:
+                problems.append(f"{s.setting}: {exc}")
+        if not measured:
+            raise InputError(" ".join(problems))
+        for problem in problems:
+            log.info("Not measured against the reference (tied through its frame): %s", problem)
+        correction = combine_frames(measured)
+        log.info(
+            "Frame %s (%s): absolute correction RA %+.4f +/- %.4f\", Dec %+.4f +/- %.4f\"",
+            key,
+            ", ".join(s.setting for s, _ in group),
+            correction.ra_offset,
+            correction.ra_offset_err,
+            correction.dec_offset,
+            correction.dec_offset_err,
+        )
+        for s, _ in group:
+            s.result = apply_frame(s.result, correction)
