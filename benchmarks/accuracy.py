@@ -654,6 +654,12 @@ def parse_args(argv=None):
         help="also print S/N >= 5 statistics split by size parity, wavelength axis and PA",
     )
     parser.add_argument("--json", metavar="PATH", help="write every measurement to this file")
+    parser.add_argument(
+        "--absolute",
+        action="store_true",
+        help="print the absolute-mode table instead (members tied to an image and to a catalog; "
+        "benchmarks/accuracy_absolute.py)",
+    )
     args = parser.parse_args(argv)
     if args.trials is None:
         args.trials = 1 if args.quick else DEFAULT_TRIALS
@@ -667,6 +673,13 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run the benchmark and print its tables; returns the process exit code."""
     args = parse_args(argv)
+    if args.absolute:
+        # The absolute mode's table (cubes tied to an image or catalog): accuracy_absolute.py.
+        from accuracy_absolute import absolute_table
+
+        methods = [m for m in args.methods if m in ("chi2", "dft")] or ["chi2", "dft"]
+        print("\n".join(absolute_table(args.instruments, methods, args.snr, args.trials, args.seed)))
+        return 0
     snrs = sorted(set(args.snr))
     cases = make_cases(
         args.instruments, snrs, args.trials, args.nwave, args.geometries, args.artefacts
