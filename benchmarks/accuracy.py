@@ -678,7 +678,8 @@ def main(argv=None):
         from accuracy_absolute import absolute_table
 
         methods = [m for m in args.methods if m in ("chi2", "dft")] or ["chi2", "dft"]
-        print("\n".join(absolute_table(args.instruments, methods, args.snr, args.trials, args.seed)))
+        rows = absolute_table(args.instruments, methods, args.snr, args.trials, args.seed)
+        print("\n".join(rows))
         return 0
     snrs = sorted(set(args.snr))
     cases = make_cases(

@@ -233,7 +233,33 @@ def test_several_settings_tied_to_the_sky(tmp_path, kind):
     with asdf.open(tmp_path / "out" / "sim_program_ifualign_offsets.asdf") as af:
         names, ra, dec = list(af["filename"]), np.array(af["raoffset"]), np.array(af["decoffset"])
     assert len(names) == len(set(names)) == 8  # every _cal once, both detectors
-    truth = {m.model.meta.filename.split("_mirifu")[0]: m.pointing_error_arcsec for m in sim.members}
+    truth = {
+        m.model.meta.filename.split("_mirifu")[0]: m.pointing_error_arcsec for m in sim.members
+    }
     for name, r, d in zip(names, ra, dec, strict=True):
         e = truth[name.split("_mirifu")[0]]
         assert abs(r - e[0]) < 0.010 and abs(d - e[1]) < 0.010, (name, r, d, e)
+
+
+def test_user_matching_kernel(mispointed_asn, tmp_path):
+    """psf_kernel replaces the automatic Gaussian matching; a bad kernel is a clear error."""
+    from astropy.convolution import Gaussian2DKernel
+
+    from jwst_ifualign import IFUAlignStep
+
+    sim, asn = mispointed_asn
+    # The cube's PSF at the band's middle (MIRI-like: 0.106" + 0.033" per um) against the
+    # image's 0.207", on the image's 0.11" pixels.
+    sigma = np.sqrt((0.106 + 0.033 * 5.4) ** 2 - 0.207**2) / 2.3548 / 0.11
+    np.save(tmp_path / "kernel.npy", Gaussian2DKernel(sigma, x_size=15).array)
+    image = str(asn.parent / "jw01234_f560w_i2d.fits")
+    out = IFUAlignStep.call(
+        str(asn), reference_image=image, psf_kernel=str(tmp_path / "kernel.npy")
+    )
+    truth = np.array([m.pointing_error_arcsec for m in sim.members])
+    members = out.meta.ifu_align.instance["members"]
+    got = np.array([(m["ra_offset_abs"], m["dec_offset_abs"]) for m in members])
+    assert np.all(np.abs(got - truth) < 0.010), got - truth
+    np.save(tmp_path / "bad.npy", np.zeros((5, 5)))
+    with pytest.raises(InputError, match="psf_kernel bad.npy is not a finite 2-D kernel"):
+        IFUAlignStep.call(str(asn), reference_image=image, psf_kernel=str(tmp_path / "bad.npy"))

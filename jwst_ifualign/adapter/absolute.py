@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy import units as u
+from astropy.convolution import convolve
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.stats import mad_std
@@ -48,8 +49,8 @@ from ..algorithms.absolute import (
 )
 from ..algorithms.collapse import chunk_bounds
 from ..algorithms.measure import measure_placed
-from ..algorithms.quality import point_source_fwhm
 from ..algorithms.offset import Offset
+from ..algorithms.quality import point_source_fwhm
 from ..algorithms.registration import RegistrationError, resolution
 from ..exceptions import InputError
 
@@ -66,6 +67,7 @@ __all__ = [
     "load_reference_image",
     "load_reference_catalog",
     "load_throughput",
+    "load_kernel",
     "correction_from_image",
     "correction_from_catalog",
 ]
@@ -236,6 +238,33 @@ def load_throughput(path):
     return np.asarray(wave, float)[order], np.asarray(table["throughput"], float)[order]
 
 
+def load_kernel(path):
+    """A matching kernel (2-D, on the reference image's pixel grid) from a FITS file (its first
+    2-D image extension) or a ``.npy`` file; it need not be normalised."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"psf_kernel {path} does not exist; give a FITS or .npy file of a 2-D kernel."
+        )
+    if path.suffix == ".npy":
+        kernel = np.load(path)
+    else:
+        with fits.open(path) as hdul:
+            kernel = next((h.data for h in hdul if h.data is not None and h.data.ndim == 2), None)
+    kernel = None if kernel is None else np.asarray(kernel, float)
+    if (
+        kernel is None
+        or kernel.ndim != 2
+        or not np.all(np.isfinite(kernel))
+        or not kernel.sum() > 0
+    ):
+        raise InputError(
+            f"psf_kernel {path.name} is not a finite 2-D kernel with a positive sum; give one "
+            "sampled on the reference image's pixels."
+        )
+    return kernel
+
+
 def load_reference_catalog(path):
     """A catalog of compact sources (ECSV): ``ra``, ``dec`` (degrees), optional ``ra_err``,
     ``dec_err`` (arcsec, RA error on the sky). Returns a Table with those four columns."""
@@ -311,7 +340,9 @@ def _image_cutout(image, cube, plane):
     """Slices (y, x) of the image covering the cube's footprint plus a margin; None if none."""
     _, ny, nx = cube.data.shape
     yy, xx = np.mgrid[0 : ny : max(ny - 1, 1), 0 : nx : max(nx - 1, 1)]
-    ra, dec, _ = cube.meta.wcs(xx.ravel(), yy.ravel(), np.full(xx.size, plane), with_bounding_box=False)
+    ra, dec, _ = cube.meta.wcs(
+        xx.ravel(), yy.ravel(), np.full(xx.size, plane), with_bounding_box=False
+    )
     wcs = image.wcs if hasattr(image.wcs, "world_to_pixel_values") else None
     px, py = wcs.world_to_pixel_values(ra, dec)
     iy, ix = image.data.shape
@@ -412,7 +443,7 @@ def _register(reference, images, *, method, upsample_factor, what):
 
 
 def correction_from_image(
-    cube, image, *, method, upsample_factor=None, error_chunks=5, throughput=None
+    cube, image, *, method, upsample_factor=None, error_chunks=5, throughput=None, kernel=None
 ):
     """Measure a cube's frame against a reference image.
 
@@ -436,6 +467,10 @@ def correction_from_image(
         Wavelength chunks of the band measured for the empirical error.
     throughput : tuple of ndarray, optional
         ``(wavelength_um, throughput)`` from :func:`load_throughput`.
+    kernel : ndarray, optional
+        A user's matching kernel on the image's pixel grid (:func:`load_kernel`): the image is
+        convolved with it (normalised) instead of the automatic Gaussian matching, and neither
+        side is matched further.
 
     Returns
     -------
@@ -455,6 +490,16 @@ def correction_from_image(
     if cut is None or not np.isfinite(image.data[cut]).sum() > 25:
         raise InputError(f"{what} do not overlap; give an image of the same field.")
     ref, ref_err = image.data[cut], image.err[cut]
+    if kernel is not None:
+        ref = convolve(
+            ref,
+            kernel,
+            boundary="extend",
+            nan_treatment="interpolate",
+            preserve_nan=True,
+            normalize_kernel=True,
+        )
+        ref_err = ref_err * float(np.sqrt(np.sum(kernel**2)) / np.sum(kernel))
     low = image.wcs.low_level_wcs if hasattr(image.wcs, "low_level_wcs") else image.wcs
     cut_wcs = HighLevelWCSWrapper(SlicedLowLevelWCS(low, cut))
     cube_wcs = _celestial_slice(cube, plane)
@@ -471,14 +516,21 @@ def correction_from_image(
     # 1. The cube on the image's grid.
     on_image = [tuple(_reproject(a, cube_wcs, cut_wcs, ref.shape) for a in pair) for pair in native]
     fwhm_cube, fwhm_image = _fwhm(on_image[0][0]), _fwhm(ref)
-    matched_ref, matched = _matched(ref, ref_err, on_image, fwhm_image, fwhm_cube)
+    # With a user's kernel the resolutions are matched already: equal FWHMs match nothing more.
+    automatic = kernel is None
+    matched_ref, matched = _matched(
+        ref, ref_err, on_image, fwhm_image, fwhm_cube if automatic else fwhm_image
+    )
     off = _register(matched_ref, matched, method=method, upsample_factor=upsample_factor, what=what)
     ra, dec, ra_err, dec_err = _sky_correction(cut_wcs.low_level_wcs, ref.shape, off)
 
     # 2. The image on the cube's grid: the same correction, interpolated the other way.
     shape = cube.data.shape[1:]
     img_on_cube = tuple(_reproject(a, cut_wcs, cube_wcs, shape) for a in (ref, ref_err))
-    back_ref, back = _matched(*img_on_cube, native, _fwhm(img_on_cube[0]), _fwhm(native[0][0]))
+    fwhm_back = _fwhm(img_on_cube[0])
+    back_ref, back = _matched(
+        *img_on_cube, native, fwhm_back, _fwhm(native[0][0]) if automatic else fwhm_back
+    )
     off2 = _register(back_ref, back, method=method, upsample_factor=upsample_factor, what=what)
     ra2, dec2, _, _ = _sky_correction(cube_wcs.low_level_wcs, shape, off2)
     ra_err, dec_err = float(np.hypot(ra_err, ra - ra2)), float(np.hypot(dec_err, dec - dec2))
@@ -496,8 +548,8 @@ def correction_from_image(
         "planes": [int(used[0]), int(used[-1]) + 1],
     }
     log.info(
-        "Absolute correction of %s from reference_image %s (%s): RA %+.4f +/- %.4f\", Dec "
-        "%+.4f +/- %.4f\" (on the cube's grid: %+.4f\", %+.4f\")",
+        'Absolute correction of %s from reference_image %s (%s): RA %+.4f +/- %.4f", Dec '
+        '%+.4f +/- %.4f" (on the cube\'s grid: %+.4f", %+.4f")',
         cube.meta.filename,
         image.name,
         band,
@@ -643,7 +695,7 @@ def correction_from_catalog(cubes, catalog, *, relative=None, box=3):
     (ra, ra_err), (dec, dec_err) = (_mean_with_scatter(arr[:, a], arr[:, a + 2]) for a in (0, 1))
     log.info(
         "Absolute correction from %d source(s) of reference_catalog %s in %d cube(s): RA %+.4f "
-        "+/- %.4f\", Dec %+.4f +/- %.4f\"",
+        '+/- %.4f", Dec %+.4f +/- %.4f"',
         len(rows),
         name,
         len(cubes),
@@ -663,6 +715,7 @@ class AbsoluteReference:
     image: ReferenceImage | None = None
     catalog: Table | None = None
     throughput: tuple | None = None
+    kernel: np.ndarray | None = None
 
 
 def load_absolute_reference(options):
@@ -693,6 +746,11 @@ def load_absolute_reference(options):
             "reference_image and reference_catalog are both given; tie the cubes to one of them "
             "(give the other as None)."
         )
+    if options.psf_kernel and not image:
+        raise ParameterError(
+            "psf_kernel is given without reference_image; it matches the image's resolution to "
+            "the cubes': give reference_image too, or drop it."
+        )
     if options.filter_throughput and not image:
         raise ParameterError(
             "filter_throughput is given without reference_image; it weights the cube's planes "
@@ -701,8 +759,13 @@ def load_absolute_reference(options):
     if not (image or catalog):
         return None
     if image:
-        throughput = load_throughput(options.filter_throughput) if options.filter_throughput else None
-        return AbsoluteReference(image=load_reference_image(image), throughput=throughput)
+        throughput = (
+            load_throughput(options.filter_throughput) if options.filter_throughput else None
+        )
+        kernel = load_kernel(options.psf_kernel) if options.psf_kernel else None
+        return AbsoluteReference(
+            image=load_reference_image(image), throughput=throughput, kernel=kernel
+        )
     return AbsoluteReference(catalog=load_reference_catalog(catalog))
 
 
@@ -732,6 +795,7 @@ def measure_frame(result, combined, models, reference, options):
             upsample_factor=options.upsample_factor,
             error_chunks=options.error_chunks,
             throughput=reference.throughput,
+            kernel=reference.kernel,
         )
     else:
         used = [(m, r) for m, r in zip(models, result.members, strict=True) if r.accepted]
@@ -807,8 +871,11 @@ def combine_frames(corrections):
         red = float(np.sum(w * (v - mean) ** 2) / (v.size - 1))
         out.append((mean, float(np.sqrt(1.0 / np.sum(w)) * max(1.0, np.sqrt(red)))))
     first = corrections[0]
-    details = {"combined_from": [dict(c.details, ra_offset=c.ra_offset, dec_offset=c.dec_offset)
-                                 for c in corrections]}
+    details = {
+        "combined_from": [
+            dict(c.details, ra_offset=c.ra_offset, dec_offset=c.dec_offset) for c in corrections
+        ]
+    }
     return AbsoluteCorrection(
         out[0][0], out[1][0], out[0][1], out[1][1], first.kind, first.reference, details
     )

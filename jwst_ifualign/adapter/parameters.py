@@ -330,6 +330,14 @@ PARAMETERS = (
         "all planes",
     ),
     Parameter(
+        "psf_kernel",
+        "string",
+        None,
+        "FITS or .npy file of a 2-D kernel on reference_image's pixels that matches its PSF to "
+        "the cubes' (convolved with the image); default: a Gaussian of the FWHM difference, "
+        "both FWHMs measured on the brightest compact source",
+    ),
+    Parameter(
         "save_diagnostics",
         "boolean",
         False,

@@ -156,7 +156,10 @@ def fit_point_source(image, err, x0, y0, *, box=4, search=2):
     yy, xx = np.mgrid[y0b:y1b, x0b:x1b]
     background = float(np.median(cut[ok]))
     start = models.Gaussian2D(
-        amplitude=float(cut[ok].max() - background), x_mean=cx, y_mean=cy, x_stddev=1.0,
+        amplitude=float(cut[ok].max() - background),
+        x_mean=cx,
+        y_mean=cy,
+        x_stddev=1.0,
         y_stddev=1.0,
     ) + models.Planar2D(slope_x=0.0, slope_y=0.0, intercept=background)
     start.x_stddev_0.bounds = (0.2, 2.0 * box)

@@ -153,7 +153,9 @@ def make_reference_image(
         err=np.zeros(shape, np.float32),
         dq=np.zeros(shape, np.uint32),
     )
-    _fill_wcsinfo(model, centre=centre, pixel_arcsec=imager.pixel_arcsec, pa_deg=pa_deg, shape=shape)
+    _fill_wcsinfo(
+        model, centre=centre, pixel_arcsec=imager.pixel_arcsec, pa_deg=pa_deg, shape=shape
+    )
     model.meta.wcs = create_fitswcs(model)
     model.meta.filename = filename
     model.meta.bunit_data = "MJy/sr"
