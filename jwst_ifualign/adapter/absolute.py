@@ -38,7 +38,6 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from astropy.wcs.wcsapi import HighLevelWCSWrapper, SlicedLowLevelWCS
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
 from ..algorithms.absolute import (
     convolve_gaussian,
@@ -53,6 +52,9 @@ from ..algorithms.offset import Offset
 from ..algorithms.quality import point_source_fwhm
 from ..algorithms.registration import RegistrationError, resolution
 from ..exceptions import InputError
+from .inputs import plane_wavelengths
+from .results import DO_NOT_USE, valid_voxels
+from .wcs_mapping import celestial_wcs
 
 __all__ = [
     "AbsoluteCorrection",
@@ -73,8 +75,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 
 #: Approximate half-power bands (microns) of JWST imaging filters, pivot +- half the bandwidth
 #: (JDox filter tables): used when no throughput table is given.
@@ -294,12 +294,6 @@ def load_reference_catalog(path):
     return out
 
 
-def _plane_wavelengths(cube):
-    nwave = cube.data.shape[0]
-    _, _, lam = cube.meta.wcs(0.0, 0.0, np.arange(nwave), with_bounding_box=False)
-    return np.asarray(lam, float)
-
-
 def _band_weights(wavelengths, image_filter, throughput, name):
     """Weight of every cube plane: the throughput there, or a top hat over the filter's band."""
     if throughput is not None:
@@ -326,14 +320,9 @@ def _band_weights(wavelengths, image_filter, throughput, name):
     return weights, source
 
 
-def _celestial_slice(cube, plane):
-    """The cube's celestial WCS at one wavelength plane, as a 2-D APE 14 WCS."""
-    return HighLevelWCSWrapper(SlicedLowLevelWCS(cube.meta.wcs, [plane, slice(None), slice(None)]))
-
-
 def _valid(cube):
-    valid = np.isfinite(cube.data) & np.isfinite(cube.err) & (cube.err >= 0)
-    return valid & ((cube.dq & DO_NOT_USE) == 0)
+    """Usable voxels of the whole cube (the rule of every other white-light image)."""
+    return valid_voxels(cube, 0, cube.data.shape[0])
 
 
 def _image_cutout(image, cube, plane):
@@ -369,25 +358,37 @@ def _fwhm(image):
         return np.nan
 
 
-def _sky_correction(wcs, shape, off):
-    """Correction (arcsec) and its errors of a frame whose rendering on a grid shows a feature of
-    grid pixel p at p + (dx, dy): its coordinates must move from sky(p + d) to sky(p), evaluated
-    at the grid's centre through ``wcs`` (2-D, APE 14 low level)."""
-    cy, cx = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
-    ra, dec = wcs.pixel_to_world_values(
-        np.array([cx, cx + off.dx, cx + 1.0, cx]), np.array([cy, cy + off.dy, cy, cy + 1.0])
-    )
+def _jacobian(wcs, x, y):
+    """Sky position (SkyCoord) of pixel (x, y) and the 2x2 arcsec-per-pixel Jacobian there."""
+    ra, dec = wcs.pixel_to_world_values(np.array([x, x + 1.0, x]), np.array([y, y, y + 1.0]))
     sky = SkyCoord(ra * u.deg, dec * u.deg)
-    dra, ddec = sky[1].spherical_offsets_to(sky[0])
-    jx, jy = sky[0].spherical_offsets_to(sky[2]), sky[0].spherical_offsets_to(sky[3])
+    jx, jy = sky[0].spherical_offsets_to(sky[1]), sky[0].spherical_offsets_to(sky[2])
     jac = np.array(
         [
             [jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
             [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)],
         ]
     )
-    ra_err = float(np.hypot(jac[0, 0] * off.dx_err, jac[0, 1] * off.dy_err))
-    dec_err = float(np.hypot(jac[1, 0] * off.dx_err, jac[1, 1] * off.dy_err))
+    return sky[0], jac
+
+
+def _sky_errors(jac, ex, ey):
+    """(RA, Dec) errors in arcsec of pixel errors ``(ex, ey)`` through the Jacobian ``jac``."""
+    return (
+        float(np.hypot(jac[0, 0] * ex, jac[0, 1] * ey)),
+        float(np.hypot(jac[1, 0] * ex, jac[1, 1] * ey)),
+    )
+
+
+def _sky_correction(wcs, shape, off):
+    """Correction (arcsec) and its errors of a frame whose rendering on a grid shows a feature of
+    grid pixel p at p + (dx, dy): its coordinates must move from sky(p + d) to sky(p), evaluated
+    at the grid's centre through ``wcs`` (2-D, APE 14 low level)."""
+    cy, cx = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
+    centre, jac = _jacobian(wcs, cx, cy)
+    ra, dec = wcs.pixel_to_world_values(cx + off.dx, cy + off.dy)
+    dra, ddec = SkyCoord(ra * u.deg, dec * u.deg).spherical_offsets_to(centre)
+    ra_err, dec_err = _sky_errors(jac, off.dx_err, off.dy_err)
     return float(dra.to_value(u.arcsec)), float(ddec.to_value(u.arcsec)), ra_err, dec_err
 
 
@@ -481,7 +482,7 @@ def correction_from_image(
     InputError
         If the image does not overlap the cube, or the filter does not overlap its wavelengths.
     """
-    wavelengths = _plane_wavelengths(cube)
+    wavelengths = plane_wavelengths(cube)
     weights, band = _band_weights(wavelengths, image.filter, throughput, image.name)
     used = np.flatnonzero(weights > 0)
     plane = int(used[used.size // 2])
@@ -502,7 +503,7 @@ def correction_from_image(
         ref_err = ref_err * float(np.sqrt(np.sum(kernel**2)) / np.sum(kernel))
     low = image.wcs.low_level_wcs if hasattr(image.wcs, "low_level_wcs") else image.wcs
     cut_wcs = HighLevelWCSWrapper(SlicedLowLevelWCS(low, cut))
-    cube_wcs = _celestial_slice(cube, plane)
+    cube_wcs = celestial_wcs(cube)
     valid = _valid(cube)
     bounds = [(0, wavelengths.size)]
     if error_chunks > 1:
@@ -563,20 +564,6 @@ def correction_from_image(
     return AbsoluteCorrection(ra, dec, ra_err, dec_err, "image", image.name, details)
 
 
-def _jacobian(wcs, x, y):
-    """Sky position (SkyCoord) of pixel (x, y) and the 2x2 arcsec-per-pixel Jacobian there."""
-    ra, dec = wcs.pixel_to_world_values(np.array([x, x + 1.0, x]), np.array([y, y, y + 1.0]))
-    sky = SkyCoord(ra * u.deg, dec * u.deg)
-    jx, jy = sky[0].spherical_offsets_to(sky[1]), sky[0].spherical_offsets_to(sky[2])
-    jac = np.array(
-        [
-            [jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
-            [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)],
-        ]
-    )
-    return sky[0], jac
-
-
 def _source_corrections(cube, catalog, box):
     """Per catalog source inside ``cube``: the correction (arcsec) that moves the fitted position
     onto the catalog's, its noise error (from the fit) and its model error (box-size spread).
@@ -585,7 +572,7 @@ def _source_corrections(cube, catalog, box):
     """
     nwave, ny, nx = cube.data.shape
     image, err = weighted_white_light(cube.data, cube.err, _valid(cube), np.ones(nwave))
-    wcs2d = _celestial_slice(cube, nwave // 2).low_level_wcs
+    wcs2d = celestial_wcs(cube)
     xs, ys = wcs2d.world_to_pixel_values(np.asarray(catalog["ra"]), np.asarray(catalog["dec"]))
     out = {}
     for k, (x, y) in enumerate(zip(np.atleast_1d(xs), np.atleast_1d(ys), strict=True)):
@@ -612,10 +599,8 @@ def _source_corrections(cube, catalog, box):
         out[k] = (
             float(dra.to_value(u.arcsec)),
             float(ddec.to_value(u.arcsec)),
-            float(np.hypot(jac[0, 0] * fit.x_err, jac[0, 1] * fit.y_err)),
-            float(np.hypot(jac[1, 0] * fit.x_err, jac[1, 1] * fit.y_err)),
-            float(np.hypot(jac[0, 0] * mx, jac[0, 1] * my)),
-            float(np.hypot(jac[1, 0] * mx, jac[1, 1] * my)),
+            *_sky_errors(jac, fit.x_err, fit.y_err),
+            *_sky_errors(jac, mx, my),
         )
     return out
 
@@ -862,14 +847,12 @@ def combine_frames(corrections):
     the measurements disagree beyond their errors."""
     if len(corrections) == 1:
         return corrections[0]
-    out = []
-    for value, error in (("ra_offset", "ra_offset_err"), ("dec_offset", "dec_offset_err")):
-        v = np.array([getattr(c, value) for c in corrections])
-        e = np.maximum(np.array([getattr(c, error) for c in corrections]), 1e-6)
-        w = 1.0 / e**2
-        mean = float(np.sum(w * v) / np.sum(w))
-        red = float(np.sum(w * (v - mean) ** 2) / (v.size - 1))
-        out.append((mean, float(np.sqrt(1.0 / np.sum(w)) * max(1.0, np.sqrt(red)))))
+    out = [
+        _mean_with_scatter(
+            [getattr(c, value) for c in corrections], [getattr(c, error) for c in corrections]
+        )
+        for value, error in (("ra_offset", "ra_offset_err"), ("dec_offset", "dec_offset_err"))
+    ]
     first = corrections[0]
     details = {
         "combined_from": [
