@@ -26,7 +26,13 @@ from astropy.table import Table
 from jwst.assign_wcs.pointing import create_fitswcs
 from stdatamodels.jwst import datamodels
 
-from .simulate import BLOB_FWHM_ARCSEC, BLOB_OFFSET_ARCSEC, MIRI_CH1, scene_spectrum
+from .simulate import (
+    BLOB_FWHM_ARCSEC,
+    BLOB_OFFSET_ARCSEC,
+    MIRI_CH1,
+    pixel_fraction,
+    scene_spectrum,
+)
 
 __all__ = [
     "ImagerSetup",
@@ -72,18 +78,10 @@ MIRI_F560W = ImagerSetup("MIRI", "MIRIMAGE", "F560W", 0.11, 0.207, (5.054, 6.171
 NIRCAM_F444W = ImagerSetup("NIRCAM", "NRCALONG", "F444W", 0.063, 0.145, (3.881, 4.982), (91, 95))
 
 
-def _pixel_fraction(centre, sigma, n):
-    """Fraction of a unit 1-D Gaussian (centre, sigma in pixels) in each of n pixels."""
-    from scipy.special import erf
-
-    edges = np.arange(n + 1) - 0.5
-    return 0.5 * np.diff(erf((edges - centre) / (np.sqrt(2.0) * sigma)))
-
-
 def _gaussian_image(x0, y0, sigma, shape):
     """Pixel-integrated circular Gaussian of unit flux, shape (ny, nx)."""
     ny, nx = shape
-    return np.outer(_pixel_fraction(y0, sigma, ny), _pixel_fraction(x0, sigma, nx))
+    return np.outer(pixel_fraction(y0, sigma, ny), pixel_fraction(x0, sigma, nx))
 
 
 def _fill_wcsinfo(model, *, centre, pixel_arcsec, pa_deg, shape):

@@ -14,9 +14,15 @@ from __future__ import annotations
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from scipy.special import erf
 
-from .simulate import MIRI_CH1, SimulatedMember, association_with_truth, make_cube
+from .simulate import (
+    MIRI_CH1,
+    SimulatedMember,
+    association_with_truth,
+    make_cube,
+    pixel_fraction,
+    scene_spectrum,
+)
 
 __all__ = ["grid_layout", "simulate_mosaic"]
 
@@ -41,14 +47,6 @@ def _source_field(tiles_arcsec, *, spacing_arcsec, margin_arcsec, rng):
     x, y = (a.ravel() for a in np.meshgrid(gx, gy))
     jitter = rng.uniform(-0.35, 0.35, (2, x.size)) * spacing_arcsec
     return x + jitter[0], y + jitter[1], rng.uniform(0.5, 1.5, x.size)
-
-
-def _pixel_fraction(centre, sigma, n):
-    """Fraction of a unit-flux 1-D Gaussian in each of ``n`` pixels; centre (k,), sigma (nwave,);
-    returns (k, nwave, n)."""
-    edges = np.arange(n + 1) - 0.5
-    z = (edges[None, None, :] - centre[:, None, None]) / (np.sqrt(2.0) * sigma[None, :, None])
-    return 0.5 * np.diff(erf(z), axis=2)
 
 
 def simulate_mosaic(
@@ -145,9 +143,10 @@ def _fill_field(model, setup, sources, flux, error, snr, rng):
     x, y = np.asarray(x, float), np.asarray(y, float)
     near = (x > -5) & (x < nx + 4) & (y > -5) & (y < ny + 4)
     sigma = (setup.fwhm_arcsec_at_zero + setup.fwhm_um_slope * wave) / setup.spaxel_arcsec / 2.3548
-    fx = _pixel_fraction(x[near], sigma, nx)
-    fy = _pixel_fraction(y[near], sigma, ny)
-    continuum = 100.0 * (wave / setup.wave_range_um[0]) ** -1.0
+    # (k sources, nwave, n pixels): each source's profile at every plane's PSF width.
+    fx = pixel_fraction(x[near][:, None], sigma[None, :], nx)
+    fy = pixel_fraction(y[near][:, None], sigma[None, :], ny)
+    continuum, _ = scene_spectrum(setup, wave)
     signal = np.einsum("k,kwy,kwx->wyx", flux[near], fy, fx) * continuum[:, None, None]
     signal += 0.02 * continuum[:, None, None]
     inside = np.isfinite(model.data[0])

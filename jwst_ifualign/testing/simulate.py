@@ -55,6 +55,7 @@ __all__ = [
     "SimulatedMember",
     "SimulatedAssociation",
     "make_cube",
+    "pixel_fraction",
     "simulate_association",
     "association_with_truth",
     "write_association",
@@ -227,22 +228,25 @@ def _wavelengths(setup, nwave, tabular):
     return np.geomspace(lo, hi, nwave)
 
 
-def _pixel_fraction(centre, sigma, n):
+def pixel_fraction(centre, sigma, n):
     """Fraction of a unit-flux 1-D Gaussian falling in each of ``n`` pixels (pixel centres 0..n-1).
 
-    ``centre`` has shape (k,), ``sigma`` shape (k,) (pixels); returns shape (k, n).
+    ``centre`` and ``sigma`` (pixels) are scalars or arrays that broadcast together to some
+    shape S; returns shape S + (n,).
     """
     edges = np.arange(n + 1) - 0.5
-    z = (edges[None, :] - centre[:, None]) / (np.sqrt(2.0) * sigma[:, None])
-    return 0.5 * np.diff(erf(z), axis=1)
+    z = (edges - np.asarray(centre, float)[..., None]) / (
+        np.sqrt(2.0) * np.asarray(sigma, float)[..., None]
+    )
+    return 0.5 * np.diff(erf(z), axis=-1)
 
 
 def _gaussian_cube(x0, y0, sigma_pix, shape):
     """Pixel-integrated circular Gaussians of unit flux, one per plane: shape (nwave, ny, nx)."""
     nwave, ny, nx = shape
     sigma_pix = np.broadcast_to(np.asarray(sigma_pix, dtype=float), (nwave,))
-    fx = _pixel_fraction(np.full(nwave, x0), sigma_pix, nx)
-    fy = _pixel_fraction(np.full(nwave, y0), sigma_pix, ny)
+    fx = pixel_fraction(np.full(nwave, x0), sigma_pix, nx)
+    fy = pixel_fraction(np.full(nwave, y0), sigma_pix, ny)
     return fy[:, :, None] * fx[:, None, :]
 
 
