@@ -40,6 +40,7 @@ from . import kernels
 from .collapse import collapse_sums
 from .resample import (
     KERNELS,
+    _masked_data_and_variance,
     _taps,
     _translation_filters,
     translate_nearest,
@@ -95,9 +96,7 @@ def _translate_planes(data, err, valid, shift, out_shape, *, kernel):
     shift = (float(shift[0]), float(shift[1]))
     in_shape, out_shape = tuple(data.shape[1:]), tuple(out_shape)
     usable = valid.astype(np.float32)
-    d = np.where(valid, data, np.float32(0)).astype(np.float32, copy=False)
-    v = np.where(valid, err, np.float32(0)).astype(np.float32, copy=False)
-    np.multiply(v, v, out=v)
+    d, v = _masked_data_and_variance(data, err, valid)
     lin, lin_sq, _ = _translation_filters("bilinear", shift, in_shape, out_shape)
     weight = lin(usable)
     use = translate_nearest(valid, shift, out_shape, False) & (weight > 0)

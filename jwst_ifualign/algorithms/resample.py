@@ -303,6 +303,15 @@ def _bilinear_at(flat_d, flat_v, spaxels, shift, in_shape):
     return dsum, vsum
 
 
+def _masked_data_and_variance(data, err, valid):
+    """float32 ``data`` and ``err**2`` with zeros where ``valid`` is False (new arrays), the
+    inputs of the translation filters."""
+    masked = np.where(valid, data, np.float32(0)).astype(np.float32, copy=False)
+    variance = np.where(valid, err, np.float32(0)).astype(np.float32, copy=False)
+    np.multiply(variance, variance, out=variance)
+    return masked, variance
+
+
 def translate_parts(data, err, valid, shift, out_shape, *, kernel="bicubic"):
     """Translate a cube onto the output grid; returns data, variance and validity for combining.
 
@@ -339,9 +348,7 @@ def translate_parts(data, err, valid, shift, out_shape, *, kernel="bicubic"):
     always = valid.all(axis=0)
     mixed = (valid.any(axis=0) & ~always).astype(np.float32)
     always = always.astype(np.float32)
-    vd = np.where(valid, data, np.float32(0)).astype(np.float32, copy=False)
-    vv = np.where(valid, err, np.float32(0)).astype(np.float32, copy=False)
-    np.multiply(vv, vv, out=vv)
+    vd, vv = _masked_data_and_variance(data, err, valid)
 
     # Bilinear: the fallback, renormalised by the 2-D weight of the always-valid inputs.
     lin, lin_sq, lin_count = _translation_filters("bilinear", shift, in_shape, out_shape)
