@@ -325,15 +325,13 @@ def _valid(cube):
     return valid_voxels(cube, 0, cube.data.shape[0])
 
 
-def _image_cutout(image, cube, plane):
-    """Slices (y, x) of the image covering the cube's footprint plus a margin; None if none."""
-    _, ny, nx = cube.data.shape
+def _image_cutout(image, cube_wcs, cube_shape):
+    """Slices (y, x) of the image covering the cube's footprint (its corners through
+    ``cube_wcs``, 2-D celestial) plus a margin; None if that leaves too little of the image."""
+    ny, nx = cube_shape
     yy, xx = np.mgrid[0 : ny : max(ny - 1, 1), 0 : nx : max(nx - 1, 1)]
-    ra, dec, _ = cube.meta.wcs(
-        xx.ravel(), yy.ravel(), np.full(xx.size, plane), with_bounding_box=False
-    )
-    wcs = image.wcs if hasattr(image.wcs, "world_to_pixel_values") else None
-    px, py = wcs.world_to_pixel_values(ra, dec)
+    ra, dec = cube_wcs.pixel_to_world_values(xx.ravel(), yy.ravel())
+    px, py = image.wcs.world_to_pixel_values(ra, dec)
     iy, ix = image.data.shape
     x0 = max(int(np.floor(np.min(px))) - CUTOUT_MARGIN, 0)
     x1 = min(int(np.ceil(np.max(px))) + CUTOUT_MARGIN + 1, ix)
@@ -485,8 +483,8 @@ def correction_from_image(
     wavelengths = plane_wavelengths(cube)
     weights, band = _band_weights(wavelengths, image.filter, throughput, image.name)
     used = np.flatnonzero(weights > 0)
-    plane = int(used[used.size // 2])
-    cut = _image_cutout(image, cube, plane)
+    cube_wcs = celestial_wcs(cube)
+    cut = _image_cutout(image, cube_wcs, cube.data.shape[1:])
     what = f"The cube {cube.meta.filename} and reference_image {image.name}"
     if cut is None or not np.isfinite(image.data[cut]).sum() > 25:
         raise InputError(f"{what} do not overlap; give an image of the same field.")
@@ -501,9 +499,7 @@ def correction_from_image(
             normalize_kernel=True,
         )
         ref_err = ref_err * float(np.sqrt(np.sum(kernel**2)) / np.sum(kernel))
-    low = image.wcs.low_level_wcs if hasattr(image.wcs, "low_level_wcs") else image.wcs
-    cut_wcs = HighLevelWCSWrapper(SlicedLowLevelWCS(low, cut))
-    cube_wcs = celestial_wcs(cube)
+    cut_wcs = HighLevelWCSWrapper(SlicedLowLevelWCS(image.wcs.low_level_wcs, cut))
     valid = _valid(cube)
     bounds = [(0, wavelengths.size)]
     if error_chunks > 1:
