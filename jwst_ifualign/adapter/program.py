@@ -23,15 +23,20 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.table import vstack
 
 from ..algorithms.offset import Offset
+from ..algorithms.registration import RegistrationError, measure_offset
+from ..algorithms.resample import bilinear_footprint, resample_image
 from ..exceptions import InputError
+from .absolute import apply_frame, combine_frames, measure_frame
 from .align import align_members, reference_index
 from .assembly import combine_block, output_grid, resamplers, run_blocks
 from .inputs import Members, exposure_id, setting_name
-from .measurement import placement
+from .measurement import peak_snr, placement
+from .outputs import offsets_table
 from .results import FLAG_REFERENCE
-from .wcs_mapping import pixel_offsets_to_sky
+from .wcs_mapping import mapping_and_wavelength_check, pixel_offsets_to_sky
 
 __all__ = [
     "SettingResult",
@@ -218,11 +223,6 @@ def tie_settings(members, settings):
     peak S/N of ``SETTING_TIE_SNR`` keeps its WCS relation to the first. Returns the settings that
     moved; each SettingResult gets ``setting_offset`` (a dict for the table's metadata).
     """
-    from ..algorithms.registration import RegistrationError, measure_offset
-    from ..algorithms.resample import bilinear_footprint, resample_image
-    from .measurement import peak_snr
-    from .wcs_mapping import mapping_and_wavelength_check
-
     anchor = settings[0]
     ref0 = members.models[anchor.indices[anchor.reference]]
     image0, err0 = _white_light(anchor.result)
@@ -314,9 +314,7 @@ def program_table(settings):
 
     Rows: each setting's members in association order within the setting, settings in order.
     """
-    from astropy.table import vstack
 
-    from .outputs import offsets_table
 
     tables = []
     for s in settings:
@@ -362,8 +360,6 @@ def tie_program(members, settings, cubes, reference):
     InputError
         If no setting of a frame can be measured.
     """
-    from .absolute import apply_frame, combine_frames, measure_frame
-
     frames = {}
     for s, cube in zip(settings, cubes, strict=True):
         frames.setdefault(_frame_key(s), []).append((s, cube))
