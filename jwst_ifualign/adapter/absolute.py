@@ -54,7 +54,7 @@ from ..algorithms.registration import RegistrationError, resolution
 from ..exceptions import InputError, ParameterError
 from .inputs import plane_wavelengths
 from .results import DO_NOT_USE, valid_voxels
-from .wcs_mapping import celestial_wcs
+from .wcs_mapping import celestial_wcs, grid_offsets_to_sky, pixel_errors_to_sky
 
 __all__ = [
     "AbsoluteCorrection",
@@ -344,7 +344,9 @@ def _image_cutout(image, cube_wcs, cube_shape):
 
 def _reproject(image2d, wcs_in, wcs_out, shape):
     """``image2d`` (on ``wcs_in``) on the grid of ``wcs_out`` and ``shape``, bilinear."""
-    from reproject import reproject_interp  # imported when needed (0.35 s), as in wcs_mapping
+    from reproject import (
+        reproject_interp,  # imported when needed (0.35 s), as in wcs_mapping
+    )
 
     out, _ = reproject_interp((image2d, wcs_in), wcs_out, shape_out=shape, order="bilinear")
     return out
@@ -371,24 +373,12 @@ def _jacobian(wcs, x, y):
     return sky[0], jac
 
 
-def _sky_errors(jac, ex, ey):
-    """(RA, Dec) errors in arcsec of pixel errors ``(ex, ey)`` through the Jacobian ``jac``."""
-    return (
-        float(np.hypot(jac[0, 0] * ex, jac[0, 1] * ey)),
-        float(np.hypot(jac[1, 0] * ex, jac[1, 1] * ey)),
-    )
-
-
 def _sky_correction(wcs, shape, off):
     """Correction (arcsec) and its errors of a frame whose rendering on a grid shows a feature of
-    grid pixel p at p + (dx, dy): its coordinates must move from sky(p + d) to sky(p), evaluated
-    at the grid's centre through ``wcs`` (2-D, APE 14 low level)."""
-    cy, cx = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
-    centre, jac = _jacobian(wcs, cx, cy)
-    ra, dec = wcs.pixel_to_world_values(cx + off.dx, cy + off.dy)
-    dra, ddec = SkyCoord(ra * u.deg, dec * u.deg).spherical_offsets_to(centre)
-    ra_err, dec_err = _sky_errors(jac, off.dx_err, off.dy_err)
-    return float(dra.to_value(u.arcsec)), float(ddec.to_value(u.arcsec)), ra_err, dec_err
+    grid pixel p at p + (dx, dy), at the grid's centre through ``wcs`` (2-D, APE 14 low level):
+    :func:`~jwst_ifualign.adapter.wcs_mapping.grid_offsets_to_sky`."""
+    centre = ((shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0)
+    return grid_offsets_to_sky(wcs.pixel_to_world_values, centre, [off])[0]
 
 
 def _matched(reference, reference_err, images, fwhm_reference, fwhm_images):
@@ -596,8 +586,8 @@ def _source_corrections(cube, catalog, box):
         out[k] = (
             float(dra.to_value(u.arcsec)),
             float(ddec.to_value(u.arcsec)),
-            *_sky_errors(jac, fit.x_err, fit.y_err),
-            *_sky_errors(jac, mx, my),
+            *pixel_errors_to_sky(jac, fit.x_err, fit.y_err),
+            *pixel_errors_to_sky(jac, mx, my),
         )
     return out
 

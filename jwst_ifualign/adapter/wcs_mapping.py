@@ -26,6 +26,8 @@ __all__ = [
     "translation_and_wavelength_check",
     "member_extent",
     "pixel_offsets_to_sky",
+    "grid_offsets_to_sky",
+    "pixel_errors_to_sky",
 ]
 
 #: Largest change (pixels) of the mapping across wavelength still treated as constant.
@@ -257,27 +259,64 @@ def pixel_offsets_to_sky(reference, offsets):
         ``p + (dx, dy)``; the correction moves that position back onto the reference's ``p``.
     """
     nwave, ny, nx = reference.data.shape
-    xc, yc, zc = (nx - 1) / 2.0, (ny - 1) / 2.0, float(nwave // 2)
+    zc = float(nwave // 2)
+
+    def pixel_to_sky(x, y):
+        ra, dec, _ = reference.meta.wcs(x, y, np.full(x.size, zc), with_bounding_box=False)
+        return ra, dec
+
+    return grid_offsets_to_sky(pixel_to_sky, ((nx - 1) / 2.0, (ny - 1) / 2.0), offsets)
+
+
+def grid_offsets_to_sky(pixel_to_sky, centre, offsets):
+    """:func:`pixel_offsets_to_sky` on any grid: corrections at the grid pixel ``centre``.
+
+    Parameters
+    ----------
+    pixel_to_sky : callable
+        ``(x, y) -> (ra, dec)`` in degrees for arrays of pixel coordinates (0-based).
+    centre : tuple of float
+        ``(x, y)`` where the corrections and the Jacobian are evaluated.
+    offsets : sequence of Offset
+        Offsets on that grid (package convention).
+
+    Returns
+    -------
+    list of (ra_offset, dec_offset, ra_err, dec_err)
+        Arcsec, as :func:`pixel_offsets_to_sky`.
+    """
+    xc, yc = centre
     dx = np.array([o.dx for o in offsets], float)
     dy = np.array([o.dy for o in offsets], float)
     xs = np.concatenate([[xc, xc + 1.0, xc], xc + dx])
     ys = np.concatenate([[yc, yc, yc + 1.0], yc + dy])
-    ra, dec, _ = reference.meta.wcs(xs, ys, np.full(xs.size, zc), with_bounding_box=False)
+    ra, dec = pixel_to_sky(xs, ys)
     points = SkyCoord(ra * u.deg, dec * u.deg)
-    centre = points[0]
-    dra, ddec = points[3:].spherical_offsets_to(centre)
+    centre_sky = points[0]
+    dra, ddec = points[3:].spherical_offsets_to(centre_sky)
     # Jacobian (arcsec per pixel) for the errors, which mix under a rotated grid.
-    jx = centre.spherical_offsets_to(points[1])
-    jy = centre.spherical_offsets_to(points[2])
+    jx = centre_sky.spherical_offsets_to(points[1])
+    jy = centre_sky.spherical_offsets_to(points[2])
     jac = np.array(
         [
             [jx[0].to_value(u.arcsec), jy[0].to_value(u.arcsec)],
             [jx[1].to_value(u.arcsec), jy[1].to_value(u.arcsec)],
         ]
     )
-    out = []
-    for k, o in enumerate(offsets):
-        ra_err = float(np.hypot(jac[0, 0] * o.dx_err, jac[0, 1] * o.dy_err))
-        dec_err = float(np.hypot(jac[1, 0] * o.dx_err, jac[1, 1] * o.dy_err))
-        out.append((float(dra[k].to_value(u.arcsec)), float(ddec[k].to_value(u.arcsec)), ra_err, dec_err))
-    return out
+    return [
+        (
+            float(dra[k].to_value(u.arcsec)),
+            float(ddec[k].to_value(u.arcsec)),
+            *pixel_errors_to_sky(jac, o.dx_err, o.dy_err),
+        )
+        for k, o in enumerate(offsets)
+    ]
+
+
+def pixel_errors_to_sky(jac, ex, ey):
+    """(RA, Dec) 1-sigma errors in arcsec of independent pixel errors ``(ex, ey)`` through the
+    2x2 arcsec-per-pixel Jacobian ``jac`` (rows RA, Dec; columns x, y)."""
+    return (
+        float(np.hypot(jac[0, 0] * ex, jac[0, 1] * ey)),
+        float(np.hypot(jac[1, 0] * ex, jac[1, 1] * ey)),
+    )
