@@ -4,15 +4,25 @@ Run:
 
     python benchmarks/batch_speed.py [--associations 8] [--members 16] [--folder /tmp/batch]
 
-Scenario (one run of this script, same files, same step parameters):
+Every run below is timed in this one run of the script, on the same files with the same step
+parameters; each association's outputs go to a folder of the run's own.
 
-- ``sequential``: every association through the path strun takes
-  (:func:`jwst_ifualign.scripts.batch.run_association`), one after another in this process, after
-  one warm-up association (imports paid once, as one long run pays them).
-- ``batch``: ``ifualign-batch`` with ``--workers=2``: starting the local cluster, the workers'
-  imports and every association, as a user runs it.
-- ``batch on a running cluster``: the same with ``--scheduler`` on a cluster started (and warmed
-  up by one association per worker) beforehand, as on a cluster that serves many batches.
+Whole commands, as a user types them (each a fresh process, imports and the first-file costs
+of asdf and the datamodel schemas included):
+
+- ``strun, one after another``: ``strun ifu_align ASN --output_dir=OUT`` for every association
+  in turn, as a shell loop runs them.
+- ``one process, one after another``: one ``python`` process that runs every association in turn
+  through the path strun takes (:func:`jwst_ifualign.scripts.batch.run_association`), so that
+  it pays the imports and the first-file costs once.
+- ``ifualign-batch --workers=2``: the script, starting its local cluster.
+
+Throughput once everything is started:
+
+- ``one after another, warmed``: the associations in turn in this process, after one warm-up
+  association.
+- ``ifualign-batch --scheduler``: the script on a cluster started beforehand (workers as
+  ifualign-batch starts them) and warmed up by one association per worker.
 
 The associations are MIRI-like, ``--members`` members of 1050 x 45 x 47 each; they all list the
 same member files (different product names), so that the benchmark needs one set of files.
@@ -22,12 +32,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from jwst_ifualign.scripts.batch import _client, _parser, run_association
 from jwst_ifualign.scripts.batch import main as batch_main
-from jwst_ifualign.scripts.batch import run_association
 from jwst_ifualign.testing.simulate import (
     MIRI_CH1,
     simulate_association,
@@ -49,7 +62,39 @@ def make_associations(folder, *, count, members):
     return paths
 
 
-def sequential(paths, output_dir):
+def timed_commands(commands):
+    """Wall time (s) of running ``commands`` (argument lists) one after another."""
+    start = time.perf_counter()
+    for command in commands:
+        subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def strun_loop(paths, output_dir):
+    strun = shutil.which("strun")
+    return timed_commands(
+        [[strun, "ifu_align", str(p), f"--output_dir={output_dir}"] for p in paths]
+    )
+
+
+def one_process(paths, output_dir):
+    code = (
+        "import sys\n"
+        "from jwst_ifualign.scripts.batch import run_association\n"
+        "rows = [run_association(p, output_dir=sys.argv[1]) for p in sys.argv[2:]]\n"
+        "assert all(r['status'] == 'ok' for r in rows), rows\n"
+    )
+    return timed_commands([[sys.executable, "-c", code, str(output_dir), *map(str, paths)]])
+
+
+def batch_command(paths, output_dir):
+    script = shutil.which("ifualign-batch")
+    return timed_commands(
+        [[script, *map(str, paths), f"--output_dir={output_dir}", "--workers=2", "--no-progress"]]
+    )
+
+
+def warmed_sequential(paths, output_dir):
     """Wall time of every association one after another in this process (after a warm-up)."""
     run_association(str(paths[0]), output_dir=str(output_dir / "warmup"))
     start = time.perf_counter()
@@ -58,24 +103,20 @@ def sequential(paths, output_dir):
     return time.perf_counter() - start
 
 
-def batch(paths, output_dir, *extra):
-    """Wall time of ifualign-batch on the associations."""
-    start = time.perf_counter()
-    status = batch_main([*map(str, paths), f"--output_dir={output_dir}", "--no-progress", *extra])
-    assert status == 0
-    return time.perf_counter() - start
-
-
 def batch_on_running_cluster(paths, output_dir):
     """Wall time of ifualign-batch with --scheduler on a started, warmed-up 2-worker cluster."""
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    # The cluster ifualign-batch itself would start (its worker environment included).
+    client, cluster = _client(_parser().parse_args([str(paths[0]), "--output_dir=.",
+                                                    "--workers=2"]))
+    with cluster, client:
         warm = [client.submit(run_association, str(paths[k]), output_dir=str(output_dir / "w"),
                               pure=False) for k in range(2)]
         client.gather(warm)
-        return batch(paths, output_dir, f"--scheduler={cluster.scheduler_address}")
+        start = time.perf_counter()
+        status = batch_main([*map(str, paths), f"--output_dir={output_dir}", "--no-progress",
+                             f"--scheduler={cluster.scheduler_address}"])
+        assert status == 0
+        return time.perf_counter() - start
 
 
 def main():
@@ -86,17 +127,19 @@ def main():
     args = parser.parse_args()
     folder = Path(args.folder or tempfile.mkdtemp(prefix="ifualign_batch_"))
     paths = make_associations(folder / "data", count=args.associations, members=args.members)
-    t_seq = sequential(paths, folder / "sequential")
-    t_batch = batch(paths, folder / "batch", "--workers=2")
+    t_strun = strun_loop(paths, folder / "strun")
+    t_process = one_process(paths, folder / "process")
+    t_batch = batch_command(paths, folder / "batch")
+    t_warm = warmed_sequential(paths, folder / "warm")
     t_running = batch_on_running_cluster(paths, folder / "running")
     print(f"{args.associations} associations of {args.members} MIRI-like members (1050x45x47)")
-    print("| run | wall time | speed-up |")
+    print("| run | wall time | ifualign-batch is faster by |")
     print("|---|---|---|")
-    print(f"| one after another, one process | {t_seq:.1f} s | 1 |")
-    print(f"| ifualign-batch --workers=2 (cluster start included) | {t_batch:.1f} s | "
-          f"{t_seq / t_batch:.2f} |")
-    print(f"| ifualign-batch --scheduler (running, warmed cluster) | {t_running:.1f} s | "
-          f"{t_seq / t_running:.2f} |")
+    print(f"| `strun`, one after another | {t_strun:.1f} s | {t_strun / t_batch:.2f}x |")
+    print(f"| one process, one after another | {t_process:.1f} s | {t_process / t_batch:.2f}x |")
+    print(f"| `ifualign-batch --workers=2` | {t_batch:.1f} s | |")
+    print(f"| one after another, warmed | {t_warm:.1f} s | {t_warm / t_running:.2f}x |")
+    print(f"| `ifualign-batch --scheduler` (running, warmed cluster) | {t_running:.1f} s | |")
 
 
 if __name__ == "__main__":
