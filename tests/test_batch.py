@@ -12,7 +12,7 @@ from helpers import run_strun, small_association
 from jwst_ifualign.testing.simulate import write_association
 
 pytest.importorskip("distributed")
-from jwst_ifualign.scripts.batch import main  # noqa: E402 - after the skip
+from jwst_ifualign.scripts.batch import _client, _parser, main  # noqa: E402 - after the skip
 
 N_ASSOCIATIONS = 8
 #: A step option given on the command line; the method comes from a parameter file.
@@ -126,3 +126,24 @@ def test_batch_refuses_associations_that_would_overwrite_each_other(associations
     with pytest.raises(SystemExit):
         main([str(associations[0]), str(twin / "asn.json"), f"--output_dir={tmp_path / 'o'}"])
     assert not (tmp_path / "o").exists()
+
+
+def test_local_cluster_workers_start_without_dasks_malloc_trim_and_profiler(monkeypatch):
+    # dask's default worker environment sets MALLOC_TRIM_THRESHOLD_ (which made an association
+    # 1.3-1.6x slower) and samples every task with its profiler; ifualign-batch's cluster has
+    # neither. A variable left in this process by another cluster would be inherited: clear it.
+    import os
+
+    import dask
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"]
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+    client, cluster = _client(_parser().parse_args(["a.json", "--output_dir=.", "--workers=1"]))
+    with cluster, client:
+        seen = client.run(
+            lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+                     dask.config.get("distributed.worker.profile.enabled"))
+        )
+    assert list(seen.values()) == [(None, False)]
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # scoped to the cluster
