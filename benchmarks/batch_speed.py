@@ -39,7 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from jwst_ifualign.scripts.batch import _client, _parser, run_association
+from distributed import Client
+
+from jwst_ifualign.scripts.batch import local_cluster, run_association
 from jwst_ifualign.scripts.batch import main as batch_main
 from jwst_ifualign.testing.simulate import (
     MIRI_CH1,
@@ -105,10 +107,8 @@ def warmed_sequential(paths, output_dir):
 
 def batch_on_running_cluster(paths, output_dir):
     """Wall time of ifualign-batch with --scheduler on a started, warmed-up 2-worker cluster."""
-    # The cluster ifualign-batch itself would start (its worker environment included).
-    client, cluster = _client(_parser().parse_args([str(paths[0]), "--output_dir=.",
-                                                    "--workers=2"]))
-    with cluster, client:
+    # The cluster ifualign-batch itself starts (its workers' settings included).
+    with local_cluster(2) as cluster, Client(cluster) as client:
         warm = [client.submit(run_association, str(paths[k]), output_dir=str(output_dir / "w"),
                               pure=False) for k in range(2)]
         client.gather(warm)

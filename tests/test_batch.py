@@ -1,6 +1,7 @@
 """ifualign-batch: many associations on dask.distributed, outputs exactly as strun writes them."""
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import asdf
@@ -12,7 +13,10 @@ from helpers import run_strun, small_association
 from jwst_ifualign.testing.simulate import write_association
 
 pytest.importorskip("distributed")
-from jwst_ifualign.scripts.batch import _client, _parser, main  # noqa: E402 - after the skip
+import dask  # noqa: E402 - after the skip (distributed brings it)
+from distributed import Client  # noqa: E402
+
+from jwst_ifualign.scripts.batch import local_cluster, main  # noqa: E402
 
 N_ASSOCIATIONS = 8
 #: A step option given on the command line; the method comes from a parameter file.
@@ -132,15 +136,10 @@ def test_local_cluster_workers_start_without_dasks_malloc_trim_and_profiler(monk
     # dask's default worker environment sets MALLOC_TRIM_THRESHOLD_ (which made an association
     # 1.3-1.6x slower) and samples every task with its profiler; ifualign-batch's cluster has
     # neither. A variable left in this process by another cluster would be inherited: clear it.
-    import os
-
-    import dask
-
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     assert dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"]
     assert dask.config.get("distributed.worker.profile.enabled") is True
-    client, cluster = _client(_parser().parse_args(["a.json", "--output_dir=.", "--workers=1"]))
-    with cluster, client:
+    with local_cluster(1) as cluster, Client(cluster) as client:
         seen = client.run(
             lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
                      dask.config.get("distributed.worker.profile.enabled"))

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-__all__ = ["main", "find_associations", "run_association"]
+__all__ = ["main", "find_associations", "run_association", "local_cluster"]
 
 #: Summary columns, in order.
 COLUMNS = ("association", "members", "worst_error_px", "flags", "seconds", "status")
@@ -197,20 +197,28 @@ def _local_cluster_config():
     }
 
 
-def _client(args):
+def local_cluster(n_workers):
+    """The local cluster ifualign-batch runs on: ``n_workers`` single-threaded worker processes.
+
+    Its workers start with :func:`_local_cluster_config`'s settings; the settings are scoped to
+    the cluster's creation (the nannies take them then) and leave this process's dask config
+    as it was.
+    """
     import dask
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
+
+    with dask.config.set(_local_cluster_config()):
+        return LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+
+
+def _client(args):
+    from distributed import Client
 
     if args.scheduler:
         return Client(args.scheduler), None
-    # The nannies take the settings when the cluster is made; they are scoped to that call.
-    with dask.config.set(_local_cluster_config()):
-        cluster = LocalCluster(
-            n_workers=args.workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-        )
+    cluster = local_cluster(args.workers or os.cpu_count() or 1)
     return Client(cluster), cluster
 
 
