@@ -130,6 +130,7 @@ def _direct(ref_images, placed, residual, placement, name, options):
             method=options.method,
             upsample_factor=options.upsample_factor,
             native_grid=placement.translation is not None,
+            smoothing=options.smoothing,
         )
     except RegistrationError as exc:
         log.warning(
@@ -171,24 +172,51 @@ def _warn_chunks(name, measurement, chunks, wavelengths):
 
 
 def _warn_systematic(name, measurement):
-    """Warn when the spatial (static-pattern) term of a member's error exceeds its noise term."""
-    if measurement is None or not measurement.systematic_dominates:
+    """Warn when the systematic (static-pattern) term of a member's error exceeds twice its
+    noise term, and say whether the smoothed measurement replaced it."""
+    if measurement is None:
         return
-    f = measurement.formal
-    sx, sy = measurement.systematic_err
+    plain = measurement.unsmoothed or measurement
+    if not plain.systematic_dominates:
+        return
+    f = plain.formal
+    sx, sy = plain.systematic_err
+    if measurement.unsmoothed is None:
+        outcome = "The reported error (%.4f, %.4f) px includes it (error_term=%s)." % (
+            measurement.offset.dx_err,
+            measurement.offset.dy_err,
+            measurement.error_term,
+        )
+    else:
+        outcome = (
+            "It was measured again with both white-light images smoothed by a Gaussian of "
+            "sigma %g spaxels (parameter smoothing), which suppresses such patterns: "
+            "offset (%.4f, %.4f) +- (%.4f, %.4f) px (error_term=%s), against (%.4f, %.4f) +- "
+            "(%.4f, %.4f) px unsmoothed."
+            % (
+                measurement.smoothing,
+                measurement.offset.dx,
+                measurement.offset.dy,
+                measurement.offset.dx_err,
+                measurement.offset.dy_err,
+                measurement.error_term,
+                plain.offset.dx,
+                plain.offset.dy,
+                plain.offset.dx_err,
+                plain.offset.dy_err,
+            )
+        )
     log.warning(
         "Member %s: the systematic error term (%.4f, %.4f) px, from the residual between the "
-        "aligned images, exceeds the noise term (%.4f, %.4f) px: a pattern that is the same at "
-        "every wavelength (striping, holes, an undersampled PSF, background structure) limits "
-        "this offset. The reported error (%.4f, %.4f) px includes it (error_term=%s).",
+        "aligned images, exceeds twice the noise term (%.4f, %.4f) px: a pattern that is the "
+        "same at every wavelength (striping, holes, an undersampled PSF, background structure) "
+        "limits this offset. %s",
         name,
         sx,
         sy,
         f.dx_err,
         f.dy_err,
-        measurement.offset.dx_err,
-        measurement.offset.dy_err,
-        measurement.error_term,
+        outcome,
     )
 
 
@@ -354,6 +382,7 @@ def _pair_offset(members, ref_index, placements, native, i, j, options):
         method=options.method,
         upsample_factor=options.upsample_factor,
         native_grid=placement.translation is not None,
+        smoothing=options.smoothing,
     )
     s = m.offset
     dx, dy = jac @ np.array([s.dx, s.dy])

@@ -208,7 +208,8 @@ def offsets_table(result, *, options, names):
     ``native_grid``, ``chunk_chi2`` (reduced chi-square of the chunk offsets),
     ``dx_spatial_err``, ``dy_spatial_err`` (the error from the residual of the aligned images,
     which sees static patterns), ``error_term`` (which term sets the error: ``noise``,
-    ``chunks``, ``spatial`` or ``resolution``), ``outliers`` (voxels rejected), and
+    ``chunks``, ``spatial`` or ``resolution``), ``smoothing`` (Gaussian sigma, spaxels, of the
+    low-pass filter the measurement used; 0 for none), ``outliers`` (voxels rejected), and
     ``dx_chunks``, ``dy_chunks`` (offset per wavelength chunk, member against the reference).
     The table's ``meta`` holds the method, reference, convention, chunk wavelength ranges and
     the pairwise fit (chi2, dof, residual per pair).
@@ -248,6 +249,7 @@ def offsets_table(result, *, options, names):
                 "dx_spatial_err": np.nan if m is None else m.spatial_err[0],
                 "dy_spatial_err": np.nan if m is None else m.spatial_err[1],
                 "error_term": "" if m is None else m.error_term,
+                "smoothing": 0.0 if m is None else m.smoothing,
                 "outliers": r.outliers,
                 "dx_chunks": chunks_x,
                 "dy_chunks": chunks_y,
@@ -261,7 +263,7 @@ def offsets_table(result, *, options, names):
         table.meta["absolute"] = absolute_record(result.absolute)
     for col in ("dx", "dy", "dx_err", "dy_err", "dx_formal_err", "dy_formal_err",
                 "dx_empirical_err", "dy_empirical_err", "dx_spatial_err", "dy_spatial_err",
-                "dx_chunks", "dy_chunks"):
+                "dx_chunks", "dy_chunks", "smoothing"):
         table[col].unit = "pix"
     for col in ("ra_offset", "dec_offset", "ra_offset_err", "dec_offset_err"):
         table[col].unit = "arcsec"

@@ -189,6 +189,17 @@ PARAMETERS = (
         max=1000,
     ),
     Parameter(
+        "smoothing",
+        "float",
+        1.0,
+        "Gaussian sigma in spaxels of the low-pass filter for members whose residual shows a "
+        "static pattern (striping, an undersampled PSF: systematic error term above twice the "
+        "noise term): such a member is measured again with both white-light images smoothed, "
+        "and that measurement is reported; 0 never smooths; centroid ignores it",
+        min=0,
+        max=5,
+    ),
+    Parameter(
         "wavelength_range",
         "float_list",
         None,

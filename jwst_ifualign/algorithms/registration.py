@@ -17,6 +17,14 @@ method                library call                                              
 + these libraries give no uncertainty; when error images are given, the noise error comes from
 the curvature of the chi2 surface of the same prepared images.
 
+With ``smoothing`` (a Gaussian sigma in pixels), both prepared images are low-pass filtered
+(``scipy.ndimage.gaussian_filter``) before the backend runs (not for ``centroid``). Smoothing
+both images alike keeps exact shifted copies shifted copies, and it removes the high spatial
+frequencies where the patterns of a single exposure live: column striping with a period of a
+few pixels, and the aliased part of an undersampled PSF. The noise error is then computed for
+the smoothed estimator (:func:`_linear_errors`), since the curvature of a chi2 surface of
+correlated pixels is not its covariance.
+
 How both images are prepared (:func:`measure_offset`):
 
 1. Only pixels valid in both (finite data, finite positive error) can be used.
@@ -533,19 +541,27 @@ def resolution(method, upsample_factor=None):
     return step / np.sqrt(12.0)
 
 
-def _run_backend(method, ref, img, sigma, *, current, upsample_factor, margin):
-    """Pad, move ``img`` back by ``current`` (FFT methods), measure, and add ``current`` back.
+def _run_backend(method, ref, img, sigma, *, current, upsample_factor, margin, smoothing=0.0):
+    """Pad, move ``img`` back by ``current`` (FFT methods), smooth both by ``smoothing`` (a
+    Gaussian sigma, px; 0 for none), measure, and add ``current`` back.
 
-    ``sigma``: the noise level of the windowed images (a float), or None.
+    ``sigma``: the noise level of the windowed images (a float), or None. With smoothing, the
+    errors returned are NaN (the caller computes them with :func:`_linear_errors`).
     """
     ref, img = _pad_even([ref, img], margin)
     moved = method != "centroid" and (current[0] != 0.0 or current[1] != 0.0)
     if moved:
         img = _fourier_shift(img, -current[0], -current[1])
+    smoothed = smoothing > 0 and method != "centroid"
+    if smoothed:
+        ref = ndimage.gaussian_filter(ref, smoothing, mode="constant")
+        img = ndimage.gaussian_filter(img, smoothing, mode="constant")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         offset = _BACKENDS[method](ref, img, sigma, upsample_factor=upsample_factor)
-        if sigma is not None and method in ("dft", "cross_correlation"):
+        if smoothed:
+            offset = Offset(offset.dx, offset.dy)
+        elif sigma is not None and method in ("dft", "cross_correlation"):
             # These libraries give no uncertainty: take the noise error from the curvature of the
             # chi2 surface of the same images (the shift itself stays the method's own).
             try:
@@ -584,6 +600,7 @@ def measure_offset_details(
     max_iterations=8,
     margin=None,
     spatial_errors=True,
+    smoothing=0.0,
 ):
     """Measure where the content of ``reference`` appears in ``image``, and a spatial error.
 
@@ -620,7 +637,7 @@ def measure_offset_details(
         Zero padding on every side before the FFT backends run; defaults to a quarter of the
         larger image side.
     spatial_errors : bool
-        Also compute the spatial error (:func:`_spatial_error`): the image is moved back by the
+        Also compute the spatial error (:func:`_linear_errors`): the image is moved back by the
         result, the residual ``e`` between the two windowed images is formed, and the
         covariance of a least-squares shift fit is estimated from the residual itself,
         ``A**-1 B A**-1`` with ``A = sum(g g^T)`` over pixels (``g`` the gradient of the mean
@@ -630,6 +647,11 @@ def measure_offset_details(
         static residual (striping, an undersampled PSF, a background gradient, a wrongly
         filled pixel) raises it, where the wavelength chunks, whose errors average down, see
         nothing.
+    smoothing : float
+        Gaussian sigma (pixels) of a low-pass filter applied to both prepared images before
+        the backend (module docstring); 0 for none. Ignored by ``centroid``. The noise error
+        is then that of the smoothed estimator (:func:`_linear_errors`), and the spatial error
+        comes from the unsmoothed residual, weighted as the smoothed estimator weights it.
 
     Returns
     -------
@@ -667,35 +689,73 @@ def measure_offset_details(
             current=current,
             upsample_factor=upsample_factor,
             margin=margin,
+            smoothing=smoothing,
         )
         change = np.hypot(offset.dx - current[0], offset.dy - current[1])
         current = (offset.dx, offset.dy)
         if change < tolerance:
             break
-    spatial = (np.nan,) * 4
-    if spatial_errors:
-        spatial = _spatial_error(r, i, (offset.dx, offset.dy), margin)
+    smoothed = smoothing > 0 and method != "centroid"
+    if not (spatial_errors or (smoothed and sigma is not None)):
+        return Registration(offset, (np.nan, np.nan))
+    noise, spatial = _linear_errors(
+        r, i, (offset.dx, offset.dy), margin, smoothing if smoothed else 0.0, sigma
+    )
+    if smoothed and sigma is not None:
+        offset = Offset(offset.dx, offset.dy, *noise)
+    if not spatial_errors:
+        spatial = (np.nan,) * 4
     return Registration(offset, spatial[:2], spatial[2:])
 
 
-def _spatial_error(r, i, shift, margin):
-    """Cluster-robust 1-sigma error ``(ex, ey)`` of a shift from the residual of two images.
+def _linear_errors(r, i, shift, margin, smoothing, sigma):
+    """Noise and cluster-robust 1-sigma errors of a shift, from the linearised shift fit.
 
-    ``r``, ``i``: the windowed reference and image (unpadded); ``shift``: the measured offset.
-    See :func:`measure_offset_details`.
+    ``r``, ``i``: the windowed reference and image (unpadded); ``shift``: the measured offset;
+    ``smoothing``: the Gaussian sigma (px) of the estimator's low-pass filter ``K`` (0: none);
+    ``sigma``: the noise of one pixel of ``r - i`` (None: no noise error).
+
+    A least-squares shift fit of ``K r`` and ``K i`` (``K`` symmetric) moves by
+    ``A**-1 sum(h e)`` for a residual ``e``, with ``g`` the gradient of the smoothed mean image,
+    ``A = sum(g g^T)`` and ``h = K g``. The noise covariance is ``sigma**2 A**-1 C A**-1`` with
+    ``C = sum(h h^T)`` (``sigma**2 A**-1`` without smoothing: the chi2 curvature's). The
+    spatial one replaces ``C`` by the sum over clusters of ``(sum h e)(sum h e)^T``, with ``e``
+    the unsmoothed residual, whose noise is independent from pixel to pixel (see
+    :func:`measure_offset_details`).
+
+    Returns
+    -------
+    noise : tuple of float
+        ``(ex, ey)`` px (NaN without ``sigma``).
+    spatial : tuple of float
+        ``(ex, ey, nx, ny)``: the spatial errors (px) and the effective number of clusters
+        behind each.
     """
+    nan4 = (np.nan,) * 4
     r, i = _pad_even([r, i], margin)
     back = _fourier_shift(i, -shift[0], -shift[1])
     resid = r - back
-    gy, gx = np.gradient(0.5 * (r + back))
+    mean = 0.5 * (r + back)
+    if smoothing > 0:
+        mean = ndimage.gaussian_filter(mean, smoothing, mode="constant")
+    gy, gx = np.gradient(mean)
     a = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
     if not np.linalg.det(a) > 0:
-        return np.nan, np.nan, np.nan, np.nan
+        return (np.nan, np.nan), nan4
+    a_inv = np.linalg.inv(a)
+    if smoothing > 0:
+        hx = ndimage.gaussian_filter(gx, smoothing, mode="constant")
+        hy = ndimage.gaussian_filter(gy, smoothing, mode="constant")
+    else:
+        hx, hy = gx, gy
+    noise = (np.nan, np.nan)
+    if sigma is not None:
+        c = np.array([[np.sum(hx * hx), np.sum(hx * hy)], [np.sum(hx * hy), np.sum(hy * hy)]])
+        noise = tuple(float(sigma * np.sqrt(v)) for v in np.diag(a_inv @ c @ a_inv))
     t = SPATIAL_TILE
     ny, nx = resid.shape
     ny, nx = ny - ny % t, nx - nx % t
-    a_inv = np.linalg.inv(a)
-    scores = (gx * resid)[:ny, :nx], (gy * resid)[:ny, :nx]
+    scores = (hx * resid)[:ny, :nx], (hy * resid)[:ny, :nx]
     worst, clusters = np.zeros(2), np.full(2, np.inf)
     # Clusters: t x t tiles, and strips t wide along columns and along rows (a pattern fixed on
     # an exposure's columns or rows, such as striping, is correlated along the whole strip).
@@ -716,10 +776,11 @@ def _spatial_error(r, i, shift, margin):
         better = var > worst
         worst = np.where(better, var, worst)
         clusters = np.where(better, np.nan_to_num(n_eff, nan=np.inf), clusters)
-    return (
+    spatial = (
         float(np.sqrt(worst[0])),
         float(np.sqrt(worst[1])),
         float(clusters[0]),
         float(clusters[1]),
     )
+    return noise, spatial
 
