@@ -273,9 +273,10 @@ def test_smoothing_suppresses_column_striping(method):
                 )
                 out.append(reg.offset.dx - shift[0])
     plain, smoothed = (np.abs(errors[k]) for k in (0.0, 1.0))
-    # Unsmoothed: off by up to 0.23 (chi2) and 0.32 px (dft); smoothed by 1 px: 0.09-0.10 px.
-    assert smoothed.max() < 0.11
-    assert smoothed.max() < 0.5 * plain.max()
+    # Unfiltered: off by up to 0.23 (chi2) and 0.32 px (dft); band-pass filtered (1 px): 0.12
+    # and 0.13 px.
+    assert smoothed.max() < 0.14
+    assert smoothed.max() < 0.6 * plain.max()
     assert np.median(smoothed) < np.median(plain)
 
 

@@ -189,8 +189,8 @@ def _warn_systematic(name, measurement):
         )
     else:
         outcome = (
-            "It was measured again with both white-light images smoothed by a Gaussian of "
-            "sigma %g spaxels (parameter smoothing), which suppresses such patterns: "
+            "It was measured again with both white-light images band-pass filtered (Gaussian "
+            "sigma %g spaxels, parameter smoothing), which suppresses such patterns: "
             "offset (%.4f, %.4f) +- (%.4f, %.4f) px (error_term=%s), against (%.4f, %.4f) +- "
             "(%.4f, %.4f) px unsmoothed."
             % (

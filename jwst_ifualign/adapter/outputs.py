@@ -209,7 +209,7 @@ def offsets_table(result, *, options, names):
     ``dx_spatial_err``, ``dy_spatial_err`` (the error from the residual of the aligned images,
     which sees static patterns), ``error_term`` (which term sets the error: ``noise``,
     ``chunks``, ``spatial`` or ``resolution``), ``smoothing`` (Gaussian sigma, spaxels, of the
-    low-pass filter the measurement used; 0 for none), ``outliers`` (voxels rejected), and
+    band-pass filter the measurement used; 0 for none), ``outliers`` (voxels rejected), and
     ``dx_chunks``, ``dy_chunks`` (offset per wavelength chunk, member against the reference).
     The table's ``meta`` holds the method, reference, convention, chunk wavelength ranges and
     the pairwise fit (chi2, dof, residual per pair).

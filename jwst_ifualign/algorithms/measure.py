@@ -85,8 +85,8 @@ SMOOTHING_MIN_SYSTEMATIC = 0.005
 
 #: Fewest pixels with data in both full-range images for the smoothed measurement of
 #: :func:`measure_placed`. On a smaller common area the smooth window itself holds most of the
-#: low spatial frequencies that smoothing keeps (5 x 5-spaxel cubes: 0.15-0.25 px off, against
-#: 0.002-0.06 px unsmoothed).
+#: spatial frequencies that the filter keeps (5 x 5-spaxel cubes: 0.11-0.21 px off, against
+#: 0.002-0.06 px unfiltered).
 SMOOTHING_MIN_PIXELS = 100
 
 #: Largest deviation (pixels) of a mapping from a pure translation for the native-grid path.
@@ -200,7 +200,7 @@ class MemberMeasurement:
     error_term : str
         Which of ``ERROR_TERMS`` sets the reported error (on the axis with the larger error).
     smoothing : float
-        Gaussian sigma (px) of the low-pass filter both images had for this measurement; 0 for
+        Gaussian sigma (px) of the band-pass filter both images had for this measurement; 0 for
         none.
     unsmoothed : MemberMeasurement or None
         When this measurement is the smoothed one (:func:`measure_placed`), the measurement of
@@ -305,10 +305,11 @@ def measure_placed(
 
     When the residual of the full-range measurement shows a static pattern (its systematic
     term exceeds ``SYSTEMATIC_WARN`` times the noise term and ``SMOOTHING_MIN_SYSTEMATIC``:
-    striping, an undersampled PSF) and ``smoothing`` is positive, the image sets are measured again with both images low-pass
-    filtered by a Gaussian of ``smoothing`` px, which removes the high spatial frequencies
-    where such patterns live, and that measurement is returned (its ``unsmoothed`` attribute
-    holds the first). ``centroid`` is never smoothed, nor are images
+    striping, an undersampled PSF) and ``smoothing`` is positive, the image sets are measured
+    again with both images band-pass filtered (a Gaussian of ``smoothing`` px minus a broader
+    one, see :mod:`~jwst_ifualign.algorithms.registration`), which removes the spatial
+    frequencies where such patterns live, and that measurement is returned (its
+    ``unsmoothed`` attribute holds the first). ``centroid`` is never smoothed, nor are images
     with fewer than ``SMOOTHING_MIN_PIXELS`` pixels of data in common.
 
     Parameters
@@ -327,7 +328,7 @@ def measure_placed(
     initial : Offset, optional
         Starting estimate of the full-range offset (same convention as the result).
     smoothing : float
-        Gaussian sigma (px) of the low-pass filter for images with a static pattern; 0 never
+        Gaussian sigma (px) of the band-pass filter for images with a static pattern; 0 never
         smooths.
 
     Returns
