@@ -193,9 +193,10 @@ PARAMETERS = (
         "float",
         1.0,
         "Gaussian sigma in spaxels of the band-pass filter (that Gaussian minus one 3 times "
-        "broader) for members whose residual shows a static pattern (striping, an undersampled PSF: systematic error term above twice the "
-        "noise term and 0.005 px): such a member is measured again with both white-light images "
-        "smoothed, and that measurement is reported; 0 never smooths; centroid ignores it",
+        "broader) for members whose residual shows a static pattern (striping, an undersampled "
+        "PSF: systematic error term above twice the noise term and 0.005 px): such a member is "
+        "measured again with both white-light images filtered, and that measurement is "
+        "reported; 0 never filters; centroid ignores it",
         min=0,
         max=5,
     ),
