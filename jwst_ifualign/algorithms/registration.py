@@ -55,6 +55,7 @@ This module knows nothing about datamodels or WCS: inputs are 2-D arrays of shap
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import NamedTuple
 
@@ -550,11 +551,31 @@ def resolution(method, upsample_factor=None):
     return step / np.sqrt(12.0)
 
 
+@functools.lru_cache(maxsize=32)
+def _band_pass_response(shape, smoothing):
+    """Frequency response, on the ``rfft2`` grid of ``shape``, of :func:`_filtered`'s kernel
+    (cached: one per padded image size; read-only)."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :]
+    f2 = fx**2 + fy**2
+    fine = np.exp(-2.0 * np.pi**2 * smoothing**2 * f2)
+    response = fine - np.exp(-2.0 * np.pi**2 * (BAND_PASS_RATIO * smoothing) ** 2 * f2)
+    response.flags.writeable = False
+    return response
+
+
 def _filtered(image, smoothing):
-    """``image`` band-pass filtered: Gaussians of ``smoothing`` and ``BAND_PASS_RATIO`` times
-    ``smoothing`` pixels, the second subtracted from the first (a symmetric kernel)."""
-    fine = ndimage.gaussian_filter(image, smoothing, mode="constant")
-    return fine - ndimage.gaussian_filter(image, BAND_PASS_RATIO * smoothing, mode="constant")
+    """``image`` band-pass filtered: a Gaussian of ``smoothing`` pixels minus one of
+    ``BAND_PASS_RATIO`` times that (a real, symmetric kernel).
+
+    Applied as its frequency response with real FFTs, so the filter is circular: callers pass
+    images zero-padded by a quarter of their size on every side, which holds the broad
+    Gaussian's reach for the default ``smoothing`` (within 0.0013 of the spatial
+    ``ndimage.gaussian_filter`` pair on a 52-pixel image of values up to 1). Two
+    ``gaussian_filter`` calls took 18% of a NIRSpec-like alignment.
+    """
+    response = _band_pass_response(tuple(image.shape), float(smoothing))
+    return scipy.fft.irfft2(scipy.fft.rfft2(image) * response, s=image.shape)
 
 
 def _run_backend(method, ref, img, sigma, *, current, upsample_factor, margin, smoothing=0.0):
@@ -715,16 +736,20 @@ def measure_offset_details(
     if not (spatial_errors or (smoothed and sigma is not None)):
         return Registration(offset, (np.nan, np.nan))
     noise, spatial = _linear_errors(
-        r, i, (offset.dx, offset.dy), margin, smoothing if smoothed else 0.0, sigma
+        r,
+        i,
+        (offset.dx, offset.dy),
+        margin,
+        smoothing if smoothed else 0.0,
+        sigma,
+        spatial=spatial_errors,
     )
     if smoothed and sigma is not None:
         offset = Offset(offset.dx, offset.dy, *noise)
-    if not spatial_errors:
-        spatial = (np.nan,) * 4
     return Registration(offset, spatial[:2], spatial[2:])
 
 
-def _linear_errors(r, i, shift, margin, smoothing, sigma):
+def _linear_errors(r, i, shift, margin, smoothing, sigma, *, spatial=True):
     """Noise and cluster-robust 1-sigma errors of a shift, from the linearised shift fit.
 
     ``r``, ``i``: the windowed reference and image (unpadded); ``shift``: the measured offset;
@@ -746,7 +771,7 @@ def _linear_errors(r, i, shift, margin, smoothing, sigma):
         ``(ex, ey)`` px (NaN without ``sigma``).
     spatial : tuple of float
         ``(ex, ey, nx, ny)``: the spatial errors (px) and the effective number of clusters
-        behind each.
+        behind each (NaN when ``spatial`` is False: only the noise error is computed).
     """
     nan4 = (np.nan,) * 4
     r, i = _pad_even([r, i], margin)
@@ -769,6 +794,8 @@ def _linear_errors(r, i, shift, margin, smoothing, sigma):
     if sigma is not None:
         c = np.array([[np.sum(hx * hx), np.sum(hx * hy)], [np.sum(hx * hy), np.sum(hy * hy)]])
         noise = tuple(float(sigma * np.sqrt(v)) for v in np.diag(a_inv @ c @ a_inv))
+    if not spatial:
+        return noise, nan4
     t = SPATIAL_TILE
     ny, nx = resid.shape
     ny, nx = ny - ny % t, nx - nx % t
