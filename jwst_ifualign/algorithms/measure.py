@@ -81,8 +81,9 @@ SYSTEMATIC_WARN = 2.0
 #: Smallest systematic error term (pixels, either axis) for the smoothed measurement of
 #: :func:`measure_placed`. Below it a static pattern is too small to matter and smoothing's
 #: loss of information dominates: on clean MIRI-like cubes at S/N 100, whose reprojected
-#: members show a static residual of 0.001-0.003 px (interpolation blur), smoothing them moved
-#: the median error from 0.0004 to 0.0009 px; striping and undersampled PSFs give 0.01-0.2 px.
+#: members show a static residual of 0.001-0.003 px (interpolation blur), filtering them too
+#: moved benchmarks/accuracy.py's chi2 row (median / p90) from 0.0006 / 0.0015 px to
+#: 0.0007 / 0.0017 px; striping and undersampled PSFs give 0.01-0.2 px.
 SMOOTHING_MIN_SYSTEMATIC = 0.005
 
 #: Fewest pixels with data in both full-range images for the smoothed measurement of
