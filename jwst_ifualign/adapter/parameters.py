@@ -183,8 +183,8 @@ PARAMETERS = (
         "upsample_factor",
         "integer",
         None,
-        "DFT upsampling for method=dft (precision 1/upsample_factor px); default 100; the other "
-        "methods ignore it",
+        "DFT upsampling for method=dft (each call quantised to 1/upsample_factor px; the result "
+        "averages two grids offset by half of that); default 100; the other methods ignore it",
         min=1,
         max=1000,
     ),
