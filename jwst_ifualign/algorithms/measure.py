@@ -344,7 +344,6 @@ def measure_placed(
         If the full-range images cannot be registered.
     """
     (rimg, rerr), (pimg, perr) = reference_images[0], placed_images[0]
-    common = np.isfinite(rimg) & np.isfinite(pimg)
     full = _measure_one(
         rimg, rerr, pimg, perr, residual, method, upsample_factor, initial, True, 0.0
     )
@@ -357,7 +356,7 @@ def measure_placed(
         and method != "centroid"
         and plain.systematic_dominates
         and max(plain.systematic_err) > SMOOTHING_MIN_SYSTEMATIC
-        and common.sum() >= SMOOTHING_MIN_PIXELS
+        and np.count_nonzero(np.isfinite(rimg) & np.isfinite(pimg)) >= SMOOTHING_MIN_PIXELS
     ):
         try:
             full = _measure_one(

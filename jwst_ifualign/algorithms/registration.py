@@ -20,7 +20,7 @@ the curvature of the chi2 surface of the same prepared images.
 
 With ``smoothing`` (a Gaussian sigma in pixels), both prepared images are band-pass filtered
 before the backend runs (not for ``centroid``): a Gaussian of ``smoothing`` pixels minus one
-of ``BAND_PASS_RATIO`` times that (``scipy.ndimage.gaussian_filter``). Filtering both images
+of ``BAND_PASS_RATIO`` times that (:func:`_filtered`). Filtering both images
 alike keeps exact shifted copies shifted copies, and it removes the spatial frequencies where
 the patterns of a single exposure live: column striping with a period of a few pixels and the
 aliased part of an undersampled PSF (high), a background gradient that differs between
@@ -452,8 +452,13 @@ def _image_registration():
     return image_registration
 
 
+def _usfac(upsample_factor):
+    """``register_images``' upsampling: ``upsample_factor``, or ``DFT_UPSAMPLE_DEFAULT``."""
+    return DFT_UPSAMPLE_DEFAULT if upsample_factor is None else int(upsample_factor)
+
+
 def _dft(ref, img, sigma, *, upsample_factor):
-    usfac = DFT_UPSAMPLE_DEFAULT if upsample_factor is None else int(upsample_factor)
+    usfac = _usfac(upsample_factor)
     dx, dy = _image_registration().register_images(ref, img, usfac=usfac, zeromean=False)
     return Offset(float(dx), float(dy))
 
@@ -468,7 +473,7 @@ def _dft_half_step(ref, img, sigma, *, upsample_factor):
     (``measure_offset_details`` takes it once the iteration has converged;
     ``tests/test_registration.py``).
     """
-    usfac = DFT_UPSAMPLE_DEFAULT if upsample_factor is None else int(upsample_factor)
+    usfac = _usfac(upsample_factor)
     half = 0.5 / usfac
     off = _dft(ref, _fourier_shift(img, -half, -half), sigma, upsample_factor=usfac)
     return Offset(off.dx + half, off.dy + half)
@@ -564,7 +569,7 @@ def resolution(method, upsample_factor=None):
     ``1 / upsample_factor``: the mean of two grids offset by half a step (:func:`_dft_half_step`).
     """
     if method == "dft":
-        step = 0.5 / (DFT_UPSAMPLE_DEFAULT if upsample_factor is None else upsample_factor)
+        step = 0.5 / _usfac(upsample_factor)
     else:
         step = 0.0
     return step / np.sqrt(12.0)
@@ -605,13 +610,14 @@ def _run_backend(
 
     ``sigma``: the noise level of the windowed images (a float), or None. With smoothing, the
     errors returned are NaN (the caller computes them with :func:`_linear_errors`).
-    ``backend``: the function to run instead of ``method``'s (same signature).
+    ``backend``: the function to run instead of ``method``'s (same signature). The caller
+    passes ``smoothing=0`` for ``centroid``.
     """
     ref, img = _pad_even([ref, img], margin)
     moved = method != "centroid" and (current[0] != 0.0 or current[1] != 0.0)
     if moved:
         img = _fourier_shift(img, -current[0], -current[1])
-    smoothed = smoothing > 0 and method != "centroid"
+    smoothed = smoothing > 0
     if smoothed:
         ref = _filtered(ref, smoothing)
         img = _filtered(img, smoothing)
@@ -735,6 +741,7 @@ def measure_offset_details(
     aperture = None
     if method == "centroid":
         aperture = (*_brightest_source(ref, valid_ref), CENTROID_RADIUS)
+        smoothing = 0.0  # the aperture's centroid is never filtered
     holes = (_find_holes(valid_ref), _find_holes(valid_img))
     for _ in range(int(max_iterations) + 1):
         previous = current  # the window and the move of r, i below
@@ -772,17 +779,11 @@ def measure_offset_details(
         offset = Offset(
             0.5 * (offset.dx + half.dx), 0.5 * (offset.dy + half.dy), offset.dx_err, offset.dy_err
         )
-    smoothed = smoothing > 0 and method != "centroid"
+    smoothed = smoothing > 0
     if not (spatial_errors or (smoothed and sigma is not None)):
         return Registration(offset, (np.nan, np.nan))
     noise, spatial = _linear_errors(
-        r,
-        i,
-        (offset.dx, offset.dy),
-        margin,
-        smoothing if smoothed else 0.0,
-        sigma,
-        spatial=spatial_errors,
+        r, i, (offset.dx, offset.dy), margin, smoothing, sigma, spatial=spatial_errors
     )
     if smoothed and sigma is not None:
         offset = Offset(offset.dx, offset.dy, *noise)
